@@ -1,0 +1,58 @@
+# Two commands matter: `make run` and `make test`. Both set up what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQS_STAMP := $(VENV)/.requirements-installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+TEST_CLUSTER := test
+
+.PHONY: help setup system-packages venv run test cluster-up cluster-down cluster-status cluster-destroy migrate
+
+help:
+	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
+	@echo "make test            set up, start the test cluster, run the whole test suite"
+	@echo "make cluster-status  every node: role, port, up/down, shards, in-doubt transactions"
+	@echo "make cluster-down    stop the dev cluster (data kept)"
+	@echo "make cluster-destroy delete the dev cluster and its data"
+
+setup: system-packages venv
+
+system-packages:
+	@bash cluster/install-system-packages.sh
+
+venv: $(REQS_STAMP)
+
+$(REQS_STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing Python packages into $(VENV) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+cluster-up: setup
+	@$(PY) -m cluster up --workers $(WORKERS)
+
+migrate: cluster-up
+	@$(PY) manage.py migrate_cluster
+
+run: migrate
+	@echo "serving on http://$(HOST):$(PORT) (Ctrl-C stops the server; the cluster keeps running)"
+	@$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: setup
+	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m cluster up --workers 2
+	@CLUSTER_NAME=$(TEST_CLUSTER) DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py migrate_cluster
+	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m pytest $(PYTEST_ARGS)
+
+cluster-status: venv
+	@$(PY) -m cluster status
+
+cluster-down: venv
+	@$(PY) -m cluster down
+
+cluster-destroy: venv
+	@$(PY) -m cluster destroy

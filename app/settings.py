@@ -1,0 +1,117 @@
+"""Django settings, from environment variables and the cluster config.
+
+Environment:
+  MARKETPLACE_ENV      development (default) or production
+  DJANGO_SECRET_KEY    required in production
+  DJANGO_DEBUG         1/0, default 1 in development, 0 in production
+  DJANGO_ALLOWED_HOSTS comma-separated, default 127.0.0.1,localhost
+  CLUSTER_NAME         which local cluster to use (default dev); or
+  CLUSTER_CONFIG       the path of a cluster.json
+  DB_DIRECT            1 to connect straight to PostgreSQL instead of each node's pgbouncer
+"""
+import os
+from pathlib import Path
+
+from sharding.config import database_settings, default_config_path, load_cluster_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_flag(name, default):
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+ENVIRONMENT = os.environ.get("MARKETPLACE_ENV", "development")
+PRODUCTION = ENVIRONMENT == "production"
+DEBUG = env_flag("DJANGO_DEBUG", not PRODUCTION)
+
+if PRODUCTION:
+    SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+else:
+    SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "development-only-key-never-used-in-production")
+
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "app.core",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "sharding",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "app.urls"
+WSGI_APPLICATION = "app.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "app" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The cluster: coordinator = `default`, workers = `worker1` ... `workerN`.
+CLUSTER_CONFIG_PATH = default_config_path(BASE_DIR)
+CLUSTER_CONFIG = load_cluster_config(CLUSTER_CONFIG_PATH)
+DATABASES = database_settings(CLUSTER_CONFIG, direct=env_flag("DB_DIRECT", False))
+DATABASE_ROUTERS = ["sharding.router.ShardRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+SHARDING = {
+    "LOGICAL_SHARDS": CLUSTER_CONFIG["logical_shards"],
+    # Seconds a process trusts its cached placement map before checking the version.
+    "PLACEMENT_TTL": float(os.environ.get("SHARDING_PLACEMENT_TTL", "5")),
+    # Parallel fan-out: threads per process and the per-node time limit in seconds.
+    "FANOUT_POOL_SIZE": int(os.environ.get("SHARDING_FANOUT_POOL_SIZE", "16")),
+    "FANOUT_TIMEOUT": float(os.environ.get("SHARDING_FANOUT_TIMEOUT", "5")),
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"sharding": {"handlers": ["console"], "level": os.environ.get("SHARDING_LOG_LEVEL", "INFO")}},
+}

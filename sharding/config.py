@@ -1,0 +1,88 @@
+"""Reading the cluster config that `python -m cluster up` writes.
+
+The config names every node, its role and its ports. Django's DATABASES is
+built from it: the coordinator is the alias `default`, each worker is an alias
+named after the node (`worker1` ... `workerN`).
+"""
+import json
+import os
+from pathlib import Path
+
+from .errors import ClusterConfigError
+
+COORDINATOR_ALIAS = "default"
+
+
+def default_config_path(base_dir):
+    """Where the config lives: $CLUSTER_CONFIG, else .cluster/$CLUSTER_NAME/cluster.json."""
+    explicit = os.environ.get("CLUSTER_CONFIG")
+    if explicit:
+        return Path(explicit)
+    name = os.environ.get("CLUSTER_NAME", "dev")
+    return Path(base_dir) / ".cluster" / name / "cluster.json"
+
+
+def load_cluster_config(path):
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ClusterConfigError(
+            f"cluster config {path} not found: start the cluster with `make run` "
+            f"(or `python -m cluster up`), or point CLUSTER_CONFIG at an existing config"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ClusterConfigError(f"cluster config {path} is unreadable ({exc}): recreate it with `python -m cluster up`") from None
+    _validate(config, path)
+    return config
+
+
+def _validate(config, path):
+    required = ("database", "user", "password", "logical_shards", "nodes")
+    missing = [key for key in required if key not in config]
+    if missing:
+        raise ClusterConfigError(f"cluster config {path} lacks {', '.join(missing)}: recreate it with `python -m cluster up`")
+    roles = [node.get("role") for node in config["nodes"]]
+    if roles.count("coordinator") != 1 or "worker" not in roles:
+        raise ClusterConfigError(f"cluster config {path} must name one coordinator and at least one worker")
+
+
+def node_alias(node):
+    return COORDINATOR_ALIAS if node["role"] == "coordinator" else node["name"]
+
+
+def database_settings(config, *, direct=False, conn_max_age=60):
+    """DATABASES for Django: through each node's pgbouncer unless `direct`."""
+    databases = {}
+    for node in config["nodes"]:
+        port = node["port"] if direct or not node.get("bouncer_port") else node["bouncer_port"]
+        databases[node_alias(node)] = {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": config["database"],
+            "USER": config["user"],
+            "PASSWORD": config["password"],
+            "HOST": node["host"],
+            "PORT": str(port),
+            "CONN_MAX_AGE": conn_max_age,
+            "CONN_HEALTH_CHECKS": True,
+            # pgbouncer in transaction mode cannot keep a server-side cursor open.
+            "DISABLE_SERVER_SIDE_CURSORS": True,
+            "OPTIONS": {"connect_timeout": 3, "application_name": "marketplace"},
+            "TEST": {"NAME": config["database"]},
+        }
+    return databases
+
+
+def direct_dsn(config, node_name):
+    """libpq keyword arguments for a session straight to a node's PostgreSQL (no pgbouncer)."""
+    for node in config["nodes"]:
+        if node["name"] == node_name:
+            return {
+                "host": node["host"],
+                "port": node["port"],
+                "dbname": config["database"],
+                "user": config["user"],
+                "password": config["password"],
+                "connect_timeout": 3,
+            }
+    raise ClusterConfigError(f"node {node_name!r} is not in the cluster config")

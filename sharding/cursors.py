@@ -1,0 +1,61 @@
+"""Opaque keyset cursors: the sort key of the last row of a page, encoded for a URL."""
+import base64
+import binascii
+import json
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from .errors import InvalidCursorError
+
+_ENCODERS = {
+    bool: ("b", lambda v: v),
+    int: ("i", str),
+    float: ("f", repr),
+    str: ("s", lambda v: v),
+    Decimal: ("d", str),
+    datetime: ("t", lambda v: v.isoformat()),
+    type(None): ("n", lambda v: None),
+}
+_DECODERS = {
+    "b": lambda v: _typed(v, bool),
+    "i": lambda v: int(_typed(v, str)),
+    "f": lambda v: float(_typed(v, str)),
+    "s": lambda v: _typed(v, str),
+    "d": lambda v: Decimal(_typed(v, str)),
+    "t": lambda v: datetime.fromisoformat(_typed(v, str)),
+    "n": lambda v: None,
+}
+
+
+def _typed(value, kind):
+    if type(value) is not kind:
+        raise ValueError(f"expected {kind.__name__}")
+    return value
+
+
+def encode_cursor(key):
+    """A URL-safe string for a sort key (a tuple of ints, strs, floats, Decimals, datetimes, bools or None)."""
+    parts = []
+    for value in key:
+        try:
+            tag, encode = _ENCODERS[type(value)]
+        except KeyError:
+            raise TypeError(f"cannot put a {type(value).__name__} in a cursor") from None
+        parts.append([tag, encode(value)])
+    raw = json.dumps(parts, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor, length=None):
+    """The sort key a cursor holds; InvalidCursorError for anything encode_cursor did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        parts = json.loads(raw)
+        if not isinstance(parts, list) or not parts:
+            raise ValueError("not a list")
+        key = tuple(_DECODERS[tag](value) for tag, value in parts)
+    except (binascii.Error, ValueError, TypeError, KeyError, InvalidOperation, UnicodeDecodeError):
+        raise InvalidCursorError("the cursor is not one this API returned") from None
+    if length is not None and len(key) != length:
+        raise InvalidCursorError("the cursor is not one this API returned")
+    return key

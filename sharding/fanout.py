@@ -1,0 +1,113 @@
+"""Running a query on many workers at once and merging what comes back.
+
+Each node's task runs in its own thread (a bounded, process-wide pool) inside
+a transaction with a statement_timeout, so a slow node costs at most the
+timeout. Ordered results are merged with a k-way heap merge and paged with
+keyset cursors: every node returns at most page_size + 1 rows after the
+cursor's key, never an OFFSET.
+"""
+import heapq
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connections, transaction
+
+from .cursors import decode_cursor, encode_cursor
+from .errors import FanOutError
+from .routing import all_workers
+
+_executor = None
+_executor_lock = threading.Lock()
+
+
+class NodeTimeout(Exception):
+    pass
+
+
+def _pool():
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=settings.SHARDING["FANOUT_POOL_SIZE"], thread_name_prefix="fanout"
+            )
+        return _executor
+
+
+@dataclass
+class FanOutResult:
+    results: dict  # node alias -> what the task returned
+    failed: list = field(default_factory=list)  # nodes left out (only with allow_partial)
+
+
+def _run_on_node(task, alias, timeout):
+    connection = connections[alias]
+    try:
+        with transaction.atomic(using=alias):
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = %s", [max(1, int(timeout * 1000))])
+            return task(alias)
+    finally:
+        # Pool threads outlive requests, so they must tidy their own connections.
+        connection.close_if_unusable_or_obsolete()
+
+
+def fan_out(task, nodes=None, *, timeout=None, allow_partial=False):
+    """Run task(alias) on every node in parallel.
+
+    Raises FanOutError naming each node that failed or gave no answer within
+    `timeout` seconds, unless allow_partial, in which case those nodes are
+    listed in the result's `failed`.
+    """
+    nodes = list(all_workers() if nodes is None else nodes)
+    timeout = settings.SHARDING["FANOUT_TIMEOUT"] if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    futures = {alias: _pool().submit(_run_on_node, task, alias, timeout) for alias in nodes}
+    results, failures = {}, {}
+    for alias, future in futures.items():
+        try:
+            results[alias] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            future.cancel()
+            failures[alias] = NodeTimeout(f"no answer within {timeout:g}s")
+        except Exception as exc:  # noqa: BLE001 - reported per node below
+            failures[alias] = exc
+    if failures and not allow_partial:
+        raise FanOutError(failures)
+    return FanOutResult(results, sorted(failures))
+
+
+def merge_ordered(sequences, *, key, descending=False, limit=None):
+    """Merge already-ordered sequences into one ordered list of at most `limit` items."""
+    merged = heapq.merge(*sequences, key=key, reverse=descending)
+    return list(itertools.islice(merged, limit))
+
+
+@dataclass
+class Page:
+    rows: list
+    next_cursor: str | None
+    failed: list = field(default_factory=list)
+
+
+def fan_out_page(query, *, key, page_size, cursor=None, descending=False, nodes=None, timeout=None, allow_partial=False):
+    """One page of rows from every node, in global key order.
+
+    query(alias, after, limit) returns at most `limit` rows of that node,
+    ordered by `key` (descending if so) and strictly after the key tuple
+    `after` (None on the first page). `key(row)` must be unique per row, for
+    example by ending with the row's id, so pages neither repeat nor skip.
+    """
+    after = None if cursor is None else decode_cursor(cursor)
+    fetched = fan_out(
+        lambda alias: query(alias, after, page_size + 1), nodes, timeout=timeout, allow_partial=allow_partial
+    )
+    merged = merge_ordered(fetched.results.values(), key=key, descending=descending, limit=page_size + 1)
+    rows = merged[:page_size]
+    next_cursor = encode_cursor(key(rows[-1])) if len(merged) > page_size else None
+    return Page(rows, next_cursor, fetched.failed)

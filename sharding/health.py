@@ -1,0 +1,64 @@
+"""Is every node reachable? Used by /health/, start-up checks and `check_cluster`."""
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connections
+
+from .config import COORDINATOR_ALIAS
+from .errors import ShardingError
+from .fanout import fan_out
+
+
+class ClusterUnavailableError(ShardingError):
+    pass
+
+
+@dataclass
+class NodeHealth:
+    name: str
+    role: str
+    ok: bool
+    latency_ms: float | None
+    error: str = ""
+
+
+def _ping(alias):
+    started = time.perf_counter()
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return (time.perf_counter() - started) * 1000
+
+
+def node_health(timeout=2.0):
+    """One NodeHealth per node (coordinator first), probing all nodes in parallel."""
+    aliases = list(settings.DATABASES)
+    probe = fan_out(_ping, aliases, timeout=timeout, allow_partial=True)
+    report = []
+    for alias in aliases:
+        role = "coordinator" if alias == COORDINATOR_ALIAS else "worker"
+        name = "coordinator" if alias == COORDINATOR_ALIAS else alias
+        if alias in probe.results:
+            report.append(NodeHealth(name, role, True, round(probe.results[alias], 2)))
+        else:
+            report.append(NodeHealth(name, role, False, None, "unreachable"))
+    return report
+
+
+def assert_cluster_reachable(timeout=3.0):
+    """Raise one clear error naming every node that does not answer."""
+    down = []
+    for alias in settings.DATABASES:
+        try:
+            _ping(alias)
+        except Exception as exc:  # noqa: BLE001 - any failure means the node is unusable
+            db = settings.DATABASES[alias]
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            down.append(f"{alias} ({db['HOST']}:{db['PORT']}: {reason})")
+        finally:
+            connections[alias].close()
+    if down:
+        raise ClusterUnavailableError(
+            f"cannot reach {'; '.join(down)}: start the cluster with `python -m cluster up` (or `make run`)"
+        )

@@ -1,0 +1,20 @@
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from sharding.placement import bootstrap_catalogue
+
+
+class Command(BaseCommand):
+    help = "Migrate the coordinator and every worker, then make sure every logical shard is placed."
+
+    def handle(self, *args, **options):
+        verbosity = options["verbosity"]
+        for alias in settings.DATABASES:
+            self.stdout.write(f"migrating {alias} ...")
+            call_command("migrate", database=alias, interactive=False, verbosity=max(0, verbosity - 1))
+        placed = bootstrap_catalogue(settings.CLUSTER_CONFIG)
+        total = settings.SHARDING["LOGICAL_SHARDS"]
+        if placed:
+            self.stdout.write(f"placed {placed} of {total} logical shards round-robin over the workers")
+        self.stdout.write(self.style.SUCCESS(f"cluster migrated: {len(settings.DATABASES)} nodes, {total} logical shards"))

@@ -1,0 +1,63 @@
+"""Fixtures: the suite runs against the real `test` cluster that `make test` starts.
+
+Tests use the cluster's databases as they are (no per-test database is
+created): every test cleans up the tables it uses.
+"""
+import psycopg2
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from sharding.config import direct_dsn
+
+
+@pytest.fixture(scope="session")
+def django_db_setup():
+    """The cluster is created and migrated by `make test`; nothing to set up here."""
+
+
+@pytest.fixture(autouse=True)
+def _cluster_access(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        yield
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+
+
+@pytest.fixture
+def cluster_config():
+    return settings.CLUSTER_CONFIG
+
+
+@pytest.fixture
+def direct_connect(cluster_config):
+    """Open autocommit psycopg2 connections straight to a node, bypassing Django and pgbouncer."""
+    opened = []
+
+    def connect(node_name):
+        conn = psycopg2.connect(**direct_dsn(cluster_config, node_name))
+        conn.autocommit = True
+        opened.append(conn)
+        return conn
+
+    yield connect
+    for conn in opened:
+        conn.close()
+
+
+def worker_names():
+    return [node["name"] for node in settings.CLUSTER_CONFIG["nodes"] if node["role"] == "worker"]
+
+
+@pytest.fixture
+def clean_shardtest(direct_connect):
+    """Empty the routing layer's test tables on every worker, before and after the test."""
+
+    def truncate():
+        for name in worker_names():
+            with direct_connect(name).cursor() as cursor:
+                cursor.execute("TRUNCATE shardtest_note, shardtest_account")
+
+    truncate()
+    yield
+    truncate()

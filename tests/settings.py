@@ -1,0 +1,9 @@
+"""Settings for the test suite: the app's, on the `test` cluster, plus a small sharded app used to test the routing layer."""
+import os
+
+os.environ.setdefault("CLUSTER_NAME", "test")
+
+from app.settings import *  # noqa: E402,F401,F403
+from app.settings import INSTALLED_APPS  # noqa: E402
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.shardtest"]
