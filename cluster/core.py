@@ -1,0 +1,213 @@
+"""Cluster lifecycle: up, down, status, destroy, and per-node controls for crash tests."""
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import psycopg2
+
+from . import bouncer, postgres, system
+from .config import (MAX_SHARDS, ClusterError, add_workers, cli, cluster_dir, cluster_name, config_path,
+                     find_node, load_config, new_config, save_config)
+
+DEFAULT_WORKERS = 2
+DEFAULT_SHARDS = 64
+
+
+@contextlib.contextmanager
+def _locked(name: str):
+    """Serialize commands on one cluster (e.g. parallel test processes all running `up`).
+
+    The lock is a flock on the cluster directory itself, so no lock file is left behind.
+    """
+    directory = cluster_dir(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def up(name: str | None = None, workers: int | None = None, shards: int | None = None, log=print) -> dict:
+    """Create (first time) and start every node and pgbouncer; returns the config.
+
+    workers/shards default to the existing config, or 2 workers and 64 shards for a new cluster.
+    """
+    name = cluster_name(name)
+    if workers is not None and workers < 1:
+        raise ClusterError(f"--workers must be at least 1, got {workers}")
+    if shards is not None and not 1 <= shards <= MAX_SHARDS:
+        raise ClusterError(f"--shards must be between 1 and {MAX_SHARDS}, got {shards}")
+    bindir, exe = system.pg_bindir(), system.pgbouncer_exe()
+    with _locked(name):
+        cfg = _load_or_create(name, workers, shards)
+        # the cluster dir stays ours (it holds cluster.json); the server user only passes through it
+        system.make_traversable(cluster_dir(name), log)
+        for node in cfg["nodes"]:
+            _up_node(cfg, node, bindir, exe, log)
+    return cfg
+
+
+def _load_or_create(name: str, workers: int | None, shards: int | None) -> dict:
+    if not config_path(name).exists():
+        cfg = new_config(name, DEFAULT_WORKERS if workers is None else workers,
+                         DEFAULT_SHARDS if shards is None else shards)
+        save_config(cfg)
+        return cfg
+    cfg = load_config(name)
+    if shards is not None and shards != cfg["logical_shards"]:
+        raise ClusterError(f"cluster {name!r} has {cfg['logical_shards']} logical shards, fixed at creation: "
+                           f"run {cli(name, 'destroy')} and `up --shards {shards}` to change it")
+    have = sum(1 for n in cfg["nodes"] if n["role"] == "worker")
+    if workers is not None and workers < have:
+        raise ClusterError(f"cluster {name!r} has {have} workers and workers cannot be removed: "
+                           f"run {cli(name, 'destroy')} and `up --workers {workers}` to start over")
+    if workers is not None and workers > have:
+        add_workers(cfg, workers)
+        save_config(cfg)
+    return cfg
+
+
+def _up_node(cfg: dict, node: dict, bindir: Path, exe: str, log) -> None:
+    if postgres.create(cfg, node, bindir):
+        log(f"{node['name']}: created")
+    started = postgres.start(cfg, node, bindir)
+    postgres.ensure_database(cfg, node)
+    started = bouncer.start(cfg, node, exe) or started
+    bouncer.wait_ready(cfg, node)
+    if started:
+        log(f"{node['name']}: started on {node['host']}:{node['port']} (pgbouncer {node['bouncer_port']})")
+    else:
+        log(f"{node['name']}: already running")
+
+
+def down(name: str | None = None, log=print) -> None:
+    """Stop every pgbouncer and postgres; data is kept."""
+    name = cluster_name(name)
+    cfg = load_config(name)
+    bindir = system.pg_bindir()
+    with _locked(name):
+        for node in cfg["nodes"]:
+            _stop_node(node, bindir, "fast", log)
+
+
+def _stop_node(node: dict, bindir: Path, mode: str, log) -> None:
+    stopped = bouncer.stop(node)
+    stopped = postgres.stop(node, bindir, mode) or stopped
+    log(f"{node['name']}: {'stopped' if stopped else 'already stopped'}")
+
+
+def start_node(name: str | None, node: str, log=print) -> None:
+    """Start one node's postgres and pgbouncer (after stop_node or kill_postmaster)."""
+    name = cluster_name(name)
+    bindir, exe = system.pg_bindir(), system.pgbouncer_exe()
+    cfg = load_config(name)
+    with _locked(name):
+        _up_node(cfg, find_node(cfg, node), bindir, exe, log)
+
+
+def stop_node(name: str | None, node: str, mode: str = "fast", log=print) -> None:
+    """Stop one node's pgbouncer and postgres; mode is pg_ctl's: smart, fast or immediate."""
+    if mode not in ("smart", "fast", "immediate"):
+        raise ClusterError(f"unknown stop mode {mode!r}: use smart, fast or immediate")
+    name = cluster_name(name)
+    bindir = system.pg_bindir()
+    cfg = load_config(name)
+    with _locked(name):
+        _stop_node(find_node(cfg, node), bindir, mode, log)
+
+
+def kill_postmaster(name: str | None, node: str, sig: int = signal.SIGKILL) -> int:
+    """Send `sig` to one node's postmaster only (pgbouncer and backends untouched); returns its pid."""
+    cfg = load_config(name)
+    return postgres.kill(cfg, find_node(cfg, node), sig)
+
+
+def destroy(name: str | None = None, log=print) -> None:
+    """Stop everything and delete the cluster directory; no prompt here (the CLI asks)."""
+    name = cluster_name(name)
+    directory = cluster_dir(name)
+    if not directory.exists():
+        log(f"cluster {name!r} does not exist, nothing to destroy")
+        return
+    with _locked(name):
+        # without a readable config, any node subdirectory may still run servers
+        nodes = [{"name": d.name, "dir": str(d)} for d in sorted(directory.iterdir()) if d.is_dir()]
+        bindir = system.pg_bindir() if any(postgres.postmaster_pid(n) for n in nodes) else None
+        for node in nodes:
+            bouncer.stop(node)
+            if bindir:
+                postgres.stop(node, bindir, "immediate")
+            postgres.clear_crash_leftovers(node)
+        shutil.rmtree(directory)
+    log(f"cluster {name!r} destroyed ({directory} deleted)")
+
+
+def status(name: str | None = None) -> list[dict]:
+    """One dict per node: ports, postgres/pgbouncer up or down, shards held, prepared transactions."""
+    cfg = load_config(name)
+    placements = _shard_placements(cfg)
+    return [_node_status(cfg, node, placements) for node in cfg["nodes"]]
+
+
+def _node_status(cfg: dict, node: dict, placements: dict[str, list[int]] | None) -> dict:
+    shards = None if placements is None else placements.get(node["name"], [])
+    row = {
+        "name": node["name"], "role": node["role"], "host": node["host"],
+        "port": node["port"], "bouncer_port": node["bouncer_port"],
+        "postgres": "down", "bouncer": "up" if bouncer.is_up(cfg, node) else "down",
+        "shards": None if shards is None else len(shards),
+        "shard_ranges": None if shards is None else compact_ranges(shards),
+        "prepared_xacts": None, "oldest_prepared_age_s": None,
+    }
+    try:
+        conn = postgres.connect(cfg, node, timeout=3)
+    except psycopg2.OperationalError:
+        return row
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*), extract(epoch FROM now() - min(prepared)) FROM pg_prepared_xacts")
+            count, age = cur.fetchone()
+    finally:
+        conn.close()
+    row.update(postgres="up", prepared_xacts=count, oldest_prepared_age_s=None if age is None else round(float(age), 1))
+    return row
+
+
+def _shard_placements(cfg: dict) -> dict[str, list[int]] | None:
+    """node -> sorted shards from the coordinator's sharding_shard_placement; None if unknown yet."""
+    coordinator = next(n for n in cfg["nodes"] if n["role"] == "coordinator")
+    try:
+        conn = postgres.connect(cfg, coordinator, timeout=3)
+    except psycopg2.OperationalError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('sharding_shard_placement') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute("SELECT node, array_agg(shard ORDER BY shard) FROM sharding_shard_placement GROUP BY node")
+            return dict(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def compact_ranges(shards: list[int], max_runs: int = 6) -> str:
+    """[0,1,2,3,7,9,10] -> '0-3,7,9-10'; long lists end with ',...'."""
+    runs = []
+    for shard in shards:
+        if runs and shard == runs[-1][1] + 1:
+            runs[-1][1] = shard
+        else:
+            runs.append([shard, shard])
+    text = [f"{a}-{b}" if a != b else str(a) for a, b in runs[:max_runs]]
+    return ",".join(text) + (",..." if len(runs) > max_runs else "")
+
+
+def wait_for_exit(pid: int, timeout: float = 10) -> bool:
+    """True once `pid` (e.g. from kill_postmaster) is gone or a zombie."""
+    return not system.wait_gone([pid], system.running, timeout)
