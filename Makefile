@@ -39,9 +39,12 @@ cluster-up: setup
 migrate: cluster-up
 	@$(PY) manage.py migrate_cluster
 
+# The maintenance loop (recovery of in-doubt transactions) runs beside the web server and stops with it.
 run: migrate
 	@echo "serving on http://$(HOST):$(PORT) (Ctrl-C stops the server; the cluster keeps running)"
-	@$(PY) manage.py runserver $(HOST):$(PORT)
+	@$(PY) manage.py maintenance & maintenance=$$!; \
+	trap 'kill $$maintenance 2>/dev/null; wait $$maintenance 2>/dev/null' EXIT INT TERM; \
+	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: setup
 	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m cluster up --workers 2

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "sharding",
 ]
@@ -87,6 +88,14 @@ SHARDING = {
     # Parallel fan-out: threads per process and the per-node time limit in seconds.
     "FANOUT_POOL_SIZE": int(os.environ.get("SHARDING_FANOUT_POOL_SIZE", "16")),
     "FANOUT_TIMEOUT": float(os.environ.get("SHARDING_FANOUT_TIMEOUT", "5")),
+    # Two-phase commit: lock_timeout on every participant, the gid prefix of our
+    # prepared transactions, and how old an in-doubt one must be before recovery settles it.
+    "LOCK_TIMEOUT_MS": int(os.environ.get("SHARDING_LOCK_TIMEOUT_MS", "2000")),
+    "GID_PREFIX": "mkt",
+    "RECOVERY_GRACE_SECONDS": float(os.environ.get("SHARDING_RECOVERY_GRACE_SECONDS", "10")),
+    "RECOVERY_INTERVAL_SECONDS": float(os.environ.get("SHARDING_RECOVERY_INTERVAL_SECONDS", "5")),
+    # Failpoints let tests crash a two-phase commit at chosen moments; never in production.
+    "FAILPOINTS": False,
 }
 
 AUTH_PASSWORD_VALIDATORS = [

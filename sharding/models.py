@@ -1,4 +1,5 @@
 """The cluster catalogue (on the coordinator) and the base class of sharded models."""
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from .routing import shard_of
@@ -76,3 +77,15 @@ class ShardedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class TransactionDecision(models.Model):
+    """The commit point of a two-phase transaction: while this row exists, its participants must commit."""
+
+    txid = models.BigIntegerField(primary_key=True)
+    participants = ArrayField(models.CharField(max_length=63))
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "sharding_transaction_decision"
+        indexes = [models.Index(fields=["created_at"], name="sharding_decision_created")]

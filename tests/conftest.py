@@ -56,6 +56,11 @@ def clean_shardtest(direct_connect):
     def truncate():
         for name in worker_names():
             with direct_connect(name).cursor() as cursor:
+                # A test that failed midway may leave prepared transactions holding locks.
+                cursor.execute("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()")
+                for (gid,) in cursor.fetchall():
+                    cursor.execute("ROLLBACK PREPARED %s", [gid])
+                cursor.execute("SET lock_timeout = '10s'")
                 cursor.execute("TRUNCATE shardtest_note, shardtest_account")
 
     truncate()

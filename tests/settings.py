@@ -7,3 +7,5 @@ from app.settings import *  # noqa: E402,F401,F403
 from app.settings import INSTALLED_APPS  # noqa: E402
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.shardtest"]
+
+SHARDING = {**SHARDING, "FAILPOINTS": True}  # noqa: F405

@@ -1,0 +1,62 @@
+"""Named failpoints, so tests can crash the coordinating code at exact moments.
+
+Unset, a failpoint costs one dict lookup. They can only be switched on where
+settings.SHARDING["FAILPOINTS"] is true (the test settings), never in
+production. A subprocess can arm them through the environment:
+SHARDING_FAILPOINTS="after_decision=exit,between_commits=raise".
+"""
+import os
+import random
+
+from django.conf import settings
+
+AFTER_FIRST_PREPARE = "after_first_prepare"
+BEFORE_DECISION = "before_decision"
+AFTER_DECISION = "after_decision"
+BETWEEN_COMMITS = "between_commits"
+NAMES = (AFTER_FIRST_PREPARE, BEFORE_DECISION, AFTER_DECISION, BETWEEN_COMMITS)
+
+EXIT_CODE = 70
+_armed = {}
+
+
+class FailpointError(RuntimeError):
+    """Raised by a failpoint armed with the `raise` action."""
+
+
+def arm(name, action="raise", probability=1.0):
+    """Arm a failpoint. action: "raise", "exit" (os._exit, a real crash) or a callable."""
+    if not settings.SHARDING.get("FAILPOINTS"):
+        raise RuntimeError("failpoints are disabled in these settings")
+    if name not in NAMES:
+        raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(NAMES)}")
+    if action not in ("raise", "exit") and not callable(action):
+        raise ValueError(f"unknown failpoint action {action!r}")
+    _armed[name] = (action, probability)
+
+
+def disarm_all():
+    _armed.clear()
+
+
+def arm_from_environment():
+    spec = os.environ.get("SHARDING_FAILPOINTS", "")
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, action = item.partition("=")
+        arm(name, action or "raise")
+
+
+def failpoint(name):
+    if not _armed:
+        return
+    armed = _armed.get(name)
+    if armed is None:
+        return
+    action, probability = armed
+    if probability < 1.0 and random.random() >= probability:
+        return
+    if action == "exit":
+        os._exit(EXIT_CODE)
+    if action == "raise":
+        raise FailpointError(f"failpoint {name}")
+    action()

@@ -1,0 +1,41 @@
+import logging
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import connections
+
+from sharding.recovery import recover_in_doubt_transactions
+
+logger = logging.getLogger("sharding.maintenance")
+
+
+class Command(BaseCommand):
+    help = "Run background maintenance in a loop: recovery of in-doubt transactions every few seconds."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--interval", type=float, default=None, help="seconds between runs")
+        parser.add_argument("--once", action="store_true", help="run one round and exit")
+
+    def handle(self, *args, interval, once, **options):
+        interval = settings.SHARDING["RECOVERY_INTERVAL_SECONDS"] if interval is None else interval
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        self.stdout.write(f"maintenance: every {interval:g}s (Ctrl-C stops)")
+        while not stop.is_set():
+            self.run_round()
+            if once:
+                break
+            stop.wait(interval)
+
+    def run_round(self):
+        try:
+            report = recover_in_doubt_transactions()
+            if report.committed or report.rolled_back or report.unreachable:
+                logger.info("recovery: %s", report.summary())
+        except Exception:  # noqa: BLE001 - a node being down must not end the loop
+            logger.exception("recovery round failed; retrying next round")
+            for connection in connections.all(initialized_only=True):
+                connection.close()
