@@ -11,11 +11,12 @@ PORT ?= 8000
 WORKERS ?= 2
 TEST_CLUSTER := test
 
-.PHONY: help setup system-packages venv run test cluster-up cluster-down cluster-status cluster-destroy migrate
+.PHONY: help setup system-packages venv run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
 	@echo "make test            set up, start the test cluster, run the whole test suite"
+	@echo "make bench-2pc       cross-worker (2PC) vs same-worker transfers per second"
 	@echo "make cluster-status  every node: role, port, up/down, shards, in-doubt transactions"
 	@echo "make cluster-down    stop the dev cluster (data kept)"
 	@echo "make cluster-destroy delete the dev cluster and its data"
@@ -50,6 +51,12 @@ test: setup
 	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m cluster up --workers 2
 	@CLUSTER_NAME=$(TEST_CLUSTER) DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py migrate_cluster
 	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks run on their own cluster, `bench`.
+bench-2pc: setup
+	@CLUSTER_NAME=bench $(PY) -m cluster up --workers 2
+	@CLUSTER_NAME=bench $(PY) manage.py migrate_cluster
+	@CLUSTER_NAME=bench $(PY) -m benchmarks.twopc_transfers $(BENCH_ARGS)
 
 cluster-status: venv
 	@$(PY) -m cluster status
