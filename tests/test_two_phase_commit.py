@@ -348,3 +348,10 @@ def test_bank_keeps_its_total_through_crashing_concurrent_cross_node_transfers(b
     final = balances(accounts)
     assert sum(final.values()) == total
     assert min(final.values()) >= 0
+
+
+def test_failpoints_cannot_be_armed_where_settings_forbid_them(settings):
+    settings.SHARDING = {**settings.SHARDING, "FAILPOINTS": False}
+    with pytest.raises(RuntimeError, match="disabled"):
+        failpoints.arm(failpoints.AFTER_DECISION, "exit")
+    assert failpoints._armed == {}
