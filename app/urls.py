@@ -1,6 +1,30 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+
+from app.accounts import views as accounts
+from app.catalog import views as catalog
+from app.core import views as core
+from app.orders import views as orders
+from app.wallet import views as wallet
+
+api_v1 = [
+    path("auth/register", accounts.RegisterView.as_view(), name="register"),
+    path("auth/token", accounts.TokenView.as_view(), name="token"),
+    path("auth/logout", accounts.LogoutView.as_view(), name="logout"),
+    path("wallet", wallet.WalletView.as_view(), name="wallet"),
+    path("wallet/deposits", wallet.DepositView.as_view(), name="deposits"),
+    path("wallet/ledger", wallet.LedgerView.as_view(), name="ledger"),
+    path("items", catalog.ItemListView.as_view(), name="items"),
+    path("items/<str:item_id>", catalog.ItemDetailView.as_view(), name="item"),
+    path("purchases", orders.PurchaseListView.as_view(), name="purchases"),
+    path("sales", orders.SaleListView.as_view(), name="sales"),
+]
 
 urlpatterns = [
+    path("health/", core.health, name="health"),
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "app.core.errors.not_found"
+handler500 = "app.core.errors.server_error"

@@ -9,7 +9,7 @@ def is_sharded(model):
     """Sharded models carry a LogicalShardField; this also holds for migrations' historical models."""
     from .models import LogicalShardField
 
-    return any(isinstance(field, LogicalShardField) for field in model._meta.local_fields)
+    return any(isinstance(field, LogicalShardField) for field in getattr(model._meta, "local_fields", ()))
 
 
 class ShardRouter:

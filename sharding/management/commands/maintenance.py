@@ -5,6 +5,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
+from django.utils.module_loading import import_string
 
 from sharding.recovery import recover_in_doubt_transactions
 
@@ -12,7 +13,10 @@ logger = logging.getLogger("sharding.maintenance")
 
 
 class Command(BaseCommand):
-    help = "Run background maintenance in a loop: recovery of in-doubt transactions every few seconds."
+    help = (
+        "Run background maintenance in a loop: recovery of in-doubt transactions every few seconds, "
+        "then the project's own tasks (settings.MAINTENANCE_TASKS, dotted paths of functions)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=None, help="seconds between runs")
@@ -31,11 +35,17 @@ class Command(BaseCommand):
             stop.wait(interval)
 
     def run_round(self):
-        try:
-            report = recover_in_doubt_transactions()
-            if report.committed or report.rolled_back or report.unreachable:
-                logger.info("recovery: %s", report.summary())
-        except Exception:  # noqa: BLE001 - a node being down must not end the loop
-            logger.exception("recovery round failed; retrying next round")
-            for connection in connections.all(initialized_only=True):
-                connection.close()
+        tasks = [self.recover, *map(import_string, getattr(settings, "MAINTENANCE_TASKS", []))]
+        for task in tasks:
+            try:
+                task()
+            except Exception:  # noqa: BLE001 - a node being down must not end the loop
+                logger.exception("maintenance task %s failed; retrying next round", getattr(task, "__name__", task))
+                for connection in connections.all(initialized_only=True):
+                    connection.close()
+
+    @staticmethod
+    def recover():
+        report = recover_in_doubt_transactions()
+        if report.committed or report.rolled_back or report.unreachable:
+            logger.info("recovery: %s", report.summary())

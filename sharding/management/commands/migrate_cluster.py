@@ -13,6 +13,8 @@ class Command(BaseCommand):
         for alias in settings.DATABASES:
             self.stdout.write(f"migrating {alias} ...")
             call_command("migrate", database=alias, interactive=False, verbosity=max(0, verbosity - 1))
+        if any(cache["BACKEND"].endswith("DatabaseCache") for cache in settings.CACHES.values()):
+            call_command("createcachetable", database="default", verbosity=max(0, verbosity - 1))
         placed = bootstrap_catalogue(settings.CLUSTER_CONFIG)
         total = settings.SHARDING["LOGICAL_SHARDS"]
         if placed:

@@ -1,0 +1,40 @@
+from django.contrib.auth import authenticate
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import services
+from .serializers import CredentialsIn, RegistrationIn, UserOut
+from .throttles import LoginRateThrottle
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def post(self, request):
+        params = RegistrationIn(data=request.data)
+        params.is_valid(raise_exception=True)
+        user = services.register_user(**params.validated_data)
+        return Response(UserOut(user).data, status=201)
+
+
+class TokenView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    throttle_classes = [LoginRateThrottle]
+
+    def post(self, request):
+        params = CredentialsIn(data=request.data)
+        params.is_valid(raise_exception=True)
+        user = authenticate(request, **params.validated_data)
+        if user is None:
+            raise AuthenticationFailed("Wrong username or password.")
+        return Response({"token": services.issue_token(user)})
+
+
+class LogoutView(APIView):
+    def post(self, request):
+        services.revoke_tokens(request.user)
+        return Response(status=204)

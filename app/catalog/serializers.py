@@ -1,0 +1,43 @@
+from rest_framework import serializers
+
+from app.core.fields import IdField, user_ref
+from app.core.money import CURRENCY, MoneyField
+
+from .models import Item
+
+MAX_PRICE_MINOR = 1_000_000_00
+
+
+class ItemIn(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=5000, allow_blank=True, required=False, default="")
+    price = MoneyField(max_minor=MAX_PRICE_MINOR)
+    category = serializers.CharField(max_length=50, allow_blank=True, required=False, default="")
+
+
+class ItemChangesIn(serializers.Serializer):
+    title = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(max_length=5000, allow_blank=True, required=False)
+    price = MoneyField(max_minor=MAX_PRICE_MINOR, required=False)
+    category = serializers.CharField(max_length=50, allow_blank=True, required=False)
+    status = serializers.ChoiceField(choices=[Item.LISTED, Item.UNLISTED], required=False)
+
+
+class ItemOut(serializers.Serializer):
+    id = IdField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    price = MoneyField()
+    currency = serializers.SerializerMethodField()
+    category = serializers.CharField()
+    status = serializers.CharField()
+    owner = serializers.SerializerMethodField()
+    source_item_id = IdField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_currency(self, _):
+        return CURRENCY
+
+    def get_owner(self, item):
+        return user_ref(item.user_id, item.owner_username)

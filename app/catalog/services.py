@@ -1,0 +1,46 @@
+"""Writes to a user's items (on the owner's node)."""
+from django.db import transaction
+
+from app.core.errors import Conflict, NotFound, ServiceError
+from sharding.routing import node_for_id, node_for_user
+
+from .models import Item
+
+
+def create_item(owner, *, title, description="", price, category=""):
+    return Item.objects.using(node_for_user(owner.id)).create(
+        user_id=owner.id, owner_username=owner.username, title=title,
+        description=description, price=price, category=category, status=Item.LISTED,
+    )
+
+
+def _lock_own_item(owner_id, item_id):
+    """The owner's item, locked; NotFound for anyone else's (never reveal that it exists)."""
+    item = Item.objects.using(node_for_id(item_id)).select_for_update().filter(id=item_id, user_id=owner_id).first()
+    if item is None:
+        raise NotFound("No such item.")
+    if item.status == Item.SOLD:
+        raise Conflict("This item has been sold and can no longer be changed.", code="item_sold")
+    return item
+
+
+EDITABLE_FIELDS = ("title", "description", "price", "category", "status")
+
+
+def update_item(owner_id, item_id, changes):
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ServiceError(f"These fields can't be changed: {', '.join(sorted(unknown))}.", code="validation_error")
+    if changes.get("status") not in (None, Item.LISTED, Item.UNLISTED):
+        raise ServiceError("status must be listed or unlisted.", code="validation_error")
+    with transaction.atomic(using=node_for_id(item_id)):
+        item = _lock_own_item(owner_id, item_id)
+        for field, value in changes.items():
+            setattr(item, field, value)
+        item.save(using=item._state.db, update_fields=[*changes, "updated_at"])
+    return item
+
+
+def delete_item(owner_id, item_id):
+    with transaction.atomic(using=node_for_id(item_id)):
+        _lock_own_item(owner_id, item_id).delete()

@@ -1,0 +1,19 @@
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from sharding.health import node_health
+from sharding.recovery import in_doubt_transactions
+
+
+@require_GET
+def health(request):
+    """200 when every node answers, 503 otherwise; same shape either way."""
+    nodes = node_health()
+    in_doubt = sum(len(found) for found in in_doubt_transactions().values() if found)
+    healthy = all(node.ok for node in nodes)
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "nodes": [{"name": n.name, "role": n.role, "ok": n.ok, "latency_ms": n.latency_ms} for n in nodes],
+        "in_doubt_transactions": in_doubt,
+    }
+    return JsonResponse(body, status=200 if healthy else 503)

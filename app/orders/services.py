@@ -1,0 +1,52 @@
+"""Buying a listed item: money and ownership move in one atomic step.
+
+place_order runs inside a transaction on the buyer's and the seller's nodes
+(one local transaction when they share a worker, two-phase commit otherwise;
+see app.core.idempotency.run_idempotent and sharding.transactions).
+"""
+from django.utils import timezone
+
+from app.catalog.models import Item
+from app.core.errors import Conflict, NotFound, ServiceError
+from app.core.money import format_money
+from app.wallet.models import LedgerEntry
+from app.wallet.services import lock_wallets, post_entry
+from sharding.routing import node_for_id, node_for_user
+
+from .models import Purchase, Sale
+
+
+def place_order(buyer, listing_id, expected_price):
+    seller_node, buyer_node = node_for_id(listing_id), node_for_user(buyer.id)
+    # Lock the listing first, the wallets after (always in this order: no deadlock across nodes).
+    listing = Item.objects.using(seller_node).select_for_update().filter(id=listing_id).first()
+    if listing is None:
+        raise NotFound("No such listing.")
+    if listing.user_id == buyer.id:
+        raise ServiceError("You can't buy your own item.", code="own_item")
+    if listing.status != Item.LISTED:
+        raise Conflict("This item is no longer for sale.", code="item_not_available")
+    if listing.price != expected_price:
+        raise Conflict(
+            "The price has changed since you saw it; check the new price and try again.",
+            code="price_changed", details={"price": format_money(listing.price)},
+        )
+    wallets = lock_wallets(buyer.id, listing.user_id)
+
+    listing.status, listing.sold_at = Item.SOLD, timezone.now()
+    listing.save(using=seller_node, update_fields=["status", "sold_at", "updated_at"])
+    bought = Item.objects.using(buyer_node).create(
+        user_id=buyer.id, owner_username=buyer.username, title=listing.title, description=listing.description,
+        category=listing.category, price=listing.price, status=Item.UNLISTED, source_item_id=listing.id,
+    )
+    purchase = Purchase.objects.using(buyer_node).create(
+        user_id=buyer.id, item_id=bought.id, source_item_id=listing.id, seller_id=listing.user_id,
+        seller_username=listing.owner_username, title=listing.title, category=listing.category, price=listing.price,
+    )
+    sale = Sale.objects.using(seller_node).create(
+        user_id=listing.user_id, item_id=listing.id, purchase_id=purchase.id, buyer_id=buyer.id,
+        buyer_username=buyer.username, title=listing.title, category=listing.category, price=listing.price,
+    )
+    purchase.buyer_balance = post_entry(wallets[buyer.id], -listing.price, LedgerEntry.PURCHASE, purchase.id).balance_after
+    post_entry(wallets[listing.user_id], listing.price, LedgerEntry.SALE, sale.id)
+    return purchase

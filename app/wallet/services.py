@@ -1,0 +1,40 @@
+"""Writes to wallets. Each function runs inside a transaction on the wallet owner's node."""
+from app.core.errors import PaymentRequired
+from app.core.money import format_money
+from sharding.routing import node_for_user
+
+from .models import LedgerEntry, Wallet
+
+
+def lock_wallets(*user_ids):
+    """The users' wallets, created if missing and locked FOR UPDATE in ascending user order.
+
+    One global lock order keeps two purchases between the same users from
+    deadlocking across workers, where no deadlock detector would see it.
+    """
+    locked = {}
+    for user_id in sorted(set(user_ids)):
+        alias = node_for_user(user_id)
+        Wallet.objects.using(alias).bulk_create([Wallet(user_id=user_id)], ignore_conflicts=True)
+        locked[user_id] = Wallet.objects.using(alias).select_for_update().get(user_id=user_id)
+    return locked
+
+
+def post_entry(wallet, amount, kind, reference_id=None):
+    """Change a locked wallet's balance by `amount` (signed minor units) and record it in the ledger."""
+    if wallet.balance + amount < 0:
+        raise PaymentRequired(
+            "Your balance is too low for this purchase; deposit funds first.",
+            details={"balance": format_money(wallet.balance), "needed": format_money(-amount)},
+        )
+    alias = wallet._state.db
+    wallet.balance += amount
+    wallet.save(using=alias, update_fields=["balance", "updated_at"])
+    return LedgerEntry.objects.using(alias).create(
+        user_id=wallet.user_id, kind=kind, amount=amount, balance_after=wallet.balance, reference_id=reference_id
+    )
+
+
+def deposit(user_id, amount):
+    (wallet,) = lock_wallets(user_id).values()
+    return post_entry(wallet, amount, LedgerEntry.DEPOSIT)
