@@ -42,6 +42,7 @@ migrate: cluster-up
 
 # The maintenance loop (recovery of in-doubt transactions) runs beside the web server and stops with it.
 run: migrate
+	@$(PY) manage.py seed_demo --users 50 --items 500 --if-empty
 	@echo "serving on http://$(HOST):$(PORT) (Ctrl-C stops the server; the cluster keeps running)"
 	@$(PY) manage.py maintenance & maintenance=$$!; \
 	trap 'kill $$maintenance 2>/dev/null; wait $$maintenance 2>/dev/null' EXIT INT TERM; \
