@@ -49,20 +49,42 @@ def worker_names():
     return [node["name"] for node in settings.CLUSTER_CONFIG["nodes"] if node["role"] == "worker"]
 
 
+def coordinator_name():
+    return next(node["name"] for node in settings.CLUSTER_CONFIG["nodes"] if node["role"] == "coordinator")
+
+
+MARKETPLACE_WORKER_TABLES = (
+    "wallet_wallet", "wallet_ledgerentry", "catalog_item", "orders_purchase", "orders_sale", "core_idempotencykey",
+)
+
+
+def reset_tables(direct_connect, worker_tables, coordinator_tables=()):
+    """Empty tables on every worker (and the coordinator), first rolling back leftover prepared transactions,
+    which a test that failed midway may leave holding locks."""
+    for name in worker_names():
+        with direct_connect(name).cursor() as cursor:
+            cursor.execute("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()")
+            for (gid,) in cursor.fetchall():
+                cursor.execute("ROLLBACK PREPARED %s", [gid])
+            cursor.execute("SET lock_timeout = '10s'")
+            cursor.execute(f"TRUNCATE {', '.join(worker_tables)}")
+    if coordinator_tables:
+        with direct_connect(coordinator_name()).cursor() as cursor:
+            cursor.execute("SET lock_timeout = '10s'")
+            cursor.execute(f"TRUNCATE {', '.join(coordinator_tables)} CASCADE")
+
+
 @pytest.fixture
 def clean_shardtest(direct_connect):
     """Empty the routing layer's test tables on every worker, before and after the test."""
-
-    def truncate():
-        for name in worker_names():
-            with direct_connect(name).cursor() as cursor:
-                # A test that failed midway may leave prepared transactions holding locks.
-                cursor.execute("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()")
-                for (gid,) in cursor.fetchall():
-                    cursor.execute("ROLLBACK PREPARED %s", [gid])
-                cursor.execute("SET lock_timeout = '10s'")
-                cursor.execute("TRUNCATE shardtest_note, shardtest_account")
-
-    truncate()
+    reset_tables(direct_connect, ["shardtest_note", "shardtest_account"])
     yield
-    truncate()
+    reset_tables(direct_connect, ["shardtest_note", "shardtest_account"])
+
+
+@pytest.fixture
+def clean_marketplace(direct_connect):
+    """Empty the marketplace tables on every worker, and users and their tokens on the coordinator."""
+    reset_tables(direct_connect, MARKETPLACE_WORKER_TABLES, ["auth_user", "cache_table"])
+    yield
+    reset_tables(direct_connect, MARKETPLACE_WORKER_TABLES, ["auth_user", "cache_table"])

@@ -2,7 +2,6 @@
 from io import StringIO
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -12,43 +11,6 @@ from app.catalog.models import Item
 from app.orders.models import Purchase, Sale
 from app.wallet.models import LedgerEntry, Wallet
 from sharding.routing import all_workers, node_for_user
-from tests.conftest import worker_names
-
-WORKER_TABLES = (
-    "wallet_wallet",
-    "wallet_ledgerentry",
-    "catalog_item",
-    "orders_purchase",
-    "orders_sale",
-    "core_idempotencykey",
-)
-
-
-def coordinator_name():
-    return next(node["name"] for node in settings.CLUSTER_CONFIG["nodes"] if node["role"] == "coordinator")
-
-
-@pytest.fixture
-def clean_marketplace(direct_connect):
-    """Empty the marketplace tables on every worker and the users on the coordinator, before and after."""
-
-    def truncate():
-        for name in worker_names():
-            with direct_connect(name).cursor() as cursor:
-                # A test that failed midway may leave prepared transactions holding locks.
-                cursor.execute("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()")
-                for (gid,) in cursor.fetchall():
-                    cursor.execute("ROLLBACK PREPARED %s", [gid])
-                cursor.execute("SET lock_timeout = '10s'")
-                cursor.execute(f"TRUNCATE {', '.join(WORKER_TABLES)}")
-        with direct_connect(coordinator_name()).cursor() as cursor:
-            cursor.execute("SET lock_timeout = '10s'")
-            cursor.execute("TRUNCATE auth_user CASCADE")
-
-    truncate()
-    yield
-    truncate()
-
 
 def per_worker(count):
     return {alias: count(alias) for alias in all_workers()}
