@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import connections
 
 from .config import COORDINATOR_ALIAS
-from .errors import PlacementError, UnknownNodeError
-from .ids import shard_of_id
+from .errors import InvalidIdError, PlacementError, UnknownNodeError
+from .ids import parse_id, shard_of_id
 
 
 def logical_shard_count():
@@ -118,6 +118,14 @@ def node_of_shard(shard):
     return current_placement().node_of_shard(shard)
 
 
+def parse_routable_id(value):
+    """An id from user input that belongs to one of this cluster's logical shards; InvalidIdError otherwise."""
+    parsed = parse_id(value)
+    if shard_of_id(parsed) >= logical_shard_count():
+        raise InvalidIdError(f"{value!r} is not an id of this cluster")
+    return parsed
+
+
 def node_for_user(user_id):
     """The alias of the worker holding this user's rows."""
     return node_of_shard(shard_of(user_id))
@@ -125,7 +133,7 @@ def node_for_user(user_id):
 
 def node_for_id(value):
     """The alias of the worker holding the row with this sharded id (int or decimal string)."""
-    return node_of_shard(shard_of_id(value))
+    return node_of_shard(shard_of_id(parse_routable_id(value)))
 
 
 def check_node(alias):

@@ -72,3 +72,13 @@ def test_parse_id_rejects_what_is_not_an_id(bad):
 def test_parse_id_accepts_decimal_strings_and_ints():
     assert parse_id("123456789012345678") == 123456789012345678
     assert parse_id(42) == 42
+
+
+def test_id_of_a_shard_the_cluster_does_not_have_is_not_routable():
+    from sharding.routing import node_for_id, parse_routable_id
+
+    foreign = (1 << 23) | (logical_shard_count() << 10)  # a well-formed id of shard L
+    with pytest.raises(InvalidIdError):
+        parse_routable_id(foreign)
+    with pytest.raises(InvalidIdError):
+        node_for_id(foreign)

@@ -1,8 +1,9 @@
 from django.contrib.auth import authenticate
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from app.core.errors import ServiceError
 
 from . import services
 from .serializers import CredentialsIn, RegistrationIn, UserOut
@@ -30,7 +31,8 @@ class TokenView(APIView):
         params.is_valid(raise_exception=True)
         user = authenticate(request, **params.validated_data)
         if user is None:
-            raise AuthenticationFailed("Wrong username or password.")
+            # A ServiceError, not DRF's AuthenticationFailed: this view has no authenticator, and DRF would make that a 403.
+            raise ServiceError("Wrong username or password.", code="authentication_failed", status=401)
         return Response({"token": services.issue_token(user)})
 
 

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from app.core.fields import IdField, user_ref
+from app.core.fields import IdField, UserRefField
 from app.core.money import CURRENCY, MoneyField
 
 from .models import Item
@@ -31,13 +31,10 @@ class ItemOut(serializers.Serializer):
     currency = serializers.SerializerMethodField()
     category = serializers.CharField()
     status = serializers.CharField()
-    owner = serializers.SerializerMethodField()
+    owner = UserRefField("user_id", "owner_username")
     source_item_id = IdField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
     def get_currency(self, _):
         return CURRENCY
-
-    def get_owner(self, item):
-        return user_ref(item.user_id, item.owner_username)

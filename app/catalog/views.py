@@ -5,7 +5,7 @@ from rest_framework.views import APIView
 from app.core.errors import NotFound
 from app.core.pagination import newest_first_page
 from sharding.errors import InvalidIdError
-from sharding.ids import parse_id
+from sharding.routing import parse_routable_id
 
 from . import selectors, services
 from .serializers import ItemChangesIn, ItemIn, ItemOut
@@ -13,7 +13,7 @@ from .serializers import ItemChangesIn, ItemIn, ItemOut
 
 def item_id_from_url(raw):
     try:
-        return parse_id(raw)
+        return parse_routable_id(raw)
     except InvalidIdError:
         raise NotFound("No such item.") from None
 

@@ -2,7 +2,7 @@
 from rest_framework import serializers
 
 from sharding.errors import InvalidIdError
-from sharding.ids import parse_id
+from sharding.routing import parse_routable_id
 
 
 class IdField(serializers.Field):
@@ -12,7 +12,7 @@ class IdField(serializers.Field):
 
     def to_internal_value(self, data):
         try:
-            return parse_id(data)
+            return parse_routable_id(data)
         except InvalidIdError:
             self.fail("invalid")
 
@@ -20,5 +20,12 @@ class IdField(serializers.Field):
         return None if value is None else str(value)
 
 
-def user_ref(user_id, username):
-    return {"id": str(user_id), "username": username}
+class UserRefField(serializers.Field):
+    """A user as {"id", "username"}, from two attributes of the object (usernames are copied onto sharded rows)."""
+
+    def __init__(self, id_attr, username_attr, **kwargs):
+        self.id_attr, self.username_attr = id_attr, username_attr
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, obj):
+        return {"id": str(getattr(obj, self.id_attr)), "username": getattr(obj, self.username_attr)}

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from app.core.fields import IdField, user_ref
+from app.core.fields import IdField, UserRefField
 from app.core.money import MoneyField
 
 
@@ -14,12 +14,9 @@ class PlacedOrderOut(serializers.Serializer):
     item_id = IdField()
     source_item_id = IdField()
     price = MoneyField()
-    seller = serializers.SerializerMethodField()
+    seller = UserRefField("seller_id", "seller_username")
     balance = MoneyField(source="buyer_balance")
     created_at = serializers.DateTimeField()
-
-    def get_seller(self, purchase):
-        return user_ref(purchase.seller_id, purchase.seller_username)
 
 
 class PurchaseOut(serializers.Serializer):
@@ -28,11 +25,8 @@ class PurchaseOut(serializers.Serializer):
     source_item_id = IdField()
     title = serializers.CharField()
     price = MoneyField()
-    seller = serializers.SerializerMethodField()
+    seller = UserRefField("seller_id", "seller_username")
     created_at = serializers.DateTimeField()
-
-    def get_seller(self, purchase):
-        return user_ref(purchase.seller_id, purchase.seller_username)
 
 
 class SaleOut(serializers.Serializer):
@@ -41,8 +35,5 @@ class SaleOut(serializers.Serializer):
     purchase_id = IdField()
     title = serializers.CharField()
     price = MoneyField()
-    buyer = serializers.SerializerMethodField()
+    buyer = UserRefField("buyer_id", "buyer_username")
     created_at = serializers.DateTimeField()
-
-    def get_buyer(self, sale):
-        return user_ref(sale.buyer_id, sale.buyer_username)
