@@ -16,8 +16,10 @@ api_v1 = [
     path("wallet/ledger", wallet.LedgerView.as_view(), name="ledger"),
     path("items", catalog.ItemListView.as_view(), name="items"),
     path("items/<str:item_id>", catalog.ItemDetailView.as_view(), name="item"),
+    path("listings", catalog.ListingSearchView.as_view(), name="listings"),
     path("purchases", orders.PurchaseListView.as_view(), name="purchases"),
     path("sales", orders.SaleListView.as_view(), name="sales"),
+    path("me/overview", accounts.OverviewView.as_view(), name="overview"),
 ]
 
 urlpatterns = [

@@ -5,6 +5,8 @@ import json
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from django.db.models import Q
+
 from .errors import InvalidCursorError
 
 _ENCODERS = {
@@ -46,8 +48,9 @@ def encode_cursor(key):
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor, length=None):
-    """The sort key a cursor holds; InvalidCursorError for anything encode_cursor did not make."""
+def decode_cursor(cursor, length=None, types=None):
+    """The sort key a cursor holds; InvalidCursorError for anything encode_cursor did not make,
+    or (with `types`, a tuple of types) for a key of another shape."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         parts = json.loads(raw)
@@ -58,4 +61,21 @@ def decode_cursor(cursor, length=None):
         raise InvalidCursorError("the cursor is not one this API returned") from None
     if length is not None and len(key) != length:
         raise InvalidCursorError("the cursor is not one this API returned")
+    if types is not None and (
+        len(key) != len(types) or any(type(value) is not kind for value, kind in zip(key, types))
+    ):
+        raise InvalidCursorError("the cursor does not belong to this listing or sort order")
     return key
+
+
+def keyset_after(fields, values, descending=False):
+    """A Q() for rows strictly after `values` in the order of `fields` (all ascending or all descending).
+
+    (a, b) > (x, y) becomes a > x OR (a = x AND b > y), which the ORM can express.
+    """
+    op = "lt" if descending else "gt"
+    condition = Q()
+    for position, (field, value) in enumerate(zip(fields, values)):
+        equal_before = {fields[i]: values[i] for i in range(position)}
+        condition |= Q(**equal_before, **{f"{field}__{op}": value})
+    return condition

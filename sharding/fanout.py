@@ -95,15 +95,20 @@ class Page:
     failed: list = field(default_factory=list)
 
 
-def fan_out_page(query, *, key, page_size, cursor=None, descending=False, nodes=None, timeout=None, allow_partial=False):
+def fan_out_page(
+    query, *, key, page_size, cursor=None, cursor_types=None, descending=False, nodes=None, timeout=None,
+    allow_partial=False,
+):
     """One page of rows from every node, in global key order.
 
     query(alias, after, limit) returns at most `limit` rows of that node,
     ordered by `key` (descending if so) and strictly after the key tuple
     `after` (None on the first page). `key(row)` must be unique per row, for
     example by ending with the row's id, so pages neither repeat nor skip.
+    `cursor_types` (the key's types) makes a cursor of another shape an
+    InvalidCursorError instead of a query with wrong parameters.
     """
-    after = None if cursor is None else decode_cursor(cursor)
+    after = None if cursor is None else decode_cursor(cursor, types=cursor_types)
     fetched = fan_out(
         lambda alias: query(alias, after, page_size + 1), nodes, timeout=timeout, allow_partial=allow_partial
     )

@@ -4,7 +4,10 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from app.catalog.serializers import ItemOut
 from app.core.fields import IdField
+from app.core.money import CURRENCY, MoneyField
+from app.orders.serializers import PurchaseOut, SaleOut
 
 
 class RegistrationIn(serializers.Serializer):
@@ -30,3 +33,22 @@ class UserOut(serializers.Serializer):
 class CredentialsIn(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+def _section(item_serializer):
+    class Section(serializers.Serializer):
+        count = serializers.IntegerField()
+        latest = item_serializer(many=True)
+
+    return Section()
+
+
+class OverviewOut(serializers.Serializer):
+    balance = MoneyField()
+    currency = serializers.CharField(default=CURRENCY)
+    inventory = _section(ItemOut)
+    listed = _section(ItemOut)
+    purchased = _section(PurchaseOut)
+    sold = _section(SaleOut)
+    total_spent = MoneyField()
+    total_earned = MoneyField()

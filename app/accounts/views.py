@@ -5,8 +5,8 @@ from rest_framework.views import APIView
 
 from app.core.errors import ServiceError
 
-from . import services
-from .serializers import CredentialsIn, RegistrationIn, UserOut
+from . import selectors, services
+from .serializers import CredentialsIn, OverviewOut, RegistrationIn, UserOut
 from .throttles import LoginRateThrottle
 
 
@@ -40,3 +40,8 @@ class LogoutView(APIView):
     def post(self, request):
         services.revoke_tokens(request.user)
         return Response(status=204)
+
+
+class OverviewView(APIView):
+    def get(self, request):
+        return Response(OverviewOut(selectors.account_overview(request.user.id)).data)

@@ -1,6 +1,11 @@
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 
 from sharding.models import ShardedModel
+
+
+LISTED_ONLY = models.Q(status="listed")
 
 
 class Item(ShardedModel):
@@ -19,10 +24,25 @@ class Item(ShardedModel):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sold_at = models.DateTimeField(null=True)
+    # Weighted full-text document: the title counts more than the description.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("title", config="english", weight="A")
+        + SearchVector("description", config="english", weight="B"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(price__gt=0), name="item_price_positive"),
             models.CheckConstraint(condition=models.Q(status__in=["listed", "unlisted", "sold"]), name="item_status_known"),
         ]
-        indexes = [models.Index(fields=["user_id", "status", "-id"], name="item_owner_status_newest")]
+        indexes = [
+            models.Index(fields=["user_id", "status", "-id"], name="item_owner_status_newest"),
+            # Search and browse only ever look at listed items: partial indexes stay small.
+            models.Index(fields=["-id"], condition=LISTED_ONLY, name="item_listed_newest"),
+            models.Index(fields=["price", "id"], condition=LISTED_ONLY, name="item_listed_price"),
+            models.Index(fields=["category", "-id"], condition=LISTED_ONLY, name="item_listed_category_newest"),
+            GinIndex(fields=["search_vector"], condition=LISTED_ONLY, name="item_listed_search"),
+            GinIndex(fields=["title"], opclasses=["gin_trgm_ops"], condition=LISTED_ONLY, name="item_listed_title_trgm"),
+        ]

@@ -4,6 +4,7 @@ from app.core.fields import IdField, UserRefField
 from app.core.money import CURRENCY, MoneyField
 
 from .models import Item
+from .search import SORTS
 
 MAX_PRICE_MINOR = 1_000_000_00
 
@@ -38,3 +39,22 @@ class ItemOut(serializers.Serializer):
 
     def get_currency(self, _):
         return CURRENCY
+
+
+class ListingSearchIn(serializers.Serializer):
+    q = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    min_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, required=False)
+    max_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, required=False)
+    category = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    seller = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    sort = serializers.ChoiceField(choices=list(SORTS), required=False)
+
+    def validate(self, data):
+        low, high = data.get("min_price"), data.get("max_price")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError({"min_price": ["min_price must not be above max_price."]})
+        data["q"] = data["q"].strip()
+        sort = data.setdefault("sort", "relevance" if data["q"] else "newest")
+        if sort == "relevance" and not data["q"]:
+            raise serializers.ValidationError({"sort": ["relevance needs a search query q."]})
+        return data

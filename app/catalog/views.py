@@ -3,12 +3,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.core.errors import NotFound
-from app.core.pagination import newest_first_page
+from app.core.pagination import newest_first_page, page_params
 from sharding.errors import InvalidIdError
 from sharding.routing import parse_routable_id
 
 from . import selectors, services
-from .serializers import ItemChangesIn, ItemIn, ItemOut
+from .search import ListingQuery, search_listings
+from .serializers import ItemChangesIn, ItemIn, ItemOut, ListingSearchIn
 
 
 def item_id_from_url(raw):
@@ -47,3 +48,22 @@ class ItemDetailView(APIView):
     def delete(self, request, item_id):
         services.delete_item(request.user.id, item_id_from_url(item_id))
         return Response(status=204)
+
+
+class ListingSearchView(APIView):
+    """Listings of other users, across every worker. Anonymous visitors may search too."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        params = ListingSearchIn(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        page_size, cursor = page_params(request)
+        found = params.validated_data
+        query = ListingQuery(
+            q=found["q"], min_price=found.get("min_price"), max_price=found.get("max_price"),
+            category=found["category"], seller_id=found.get("seller"), sort=found["sort"],
+            exclude_user_id=request.user.id if request.user.is_authenticated else None,
+        )
+        page = search_listings(query, page_size=page_size, cursor=cursor)
+        return Response({"results": ItemOut(page.rows, many=True).data, "next": page.next_cursor})
