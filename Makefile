@@ -11,12 +11,13 @@ PORT ?= 8000
 WORKERS ?= 2
 TEST_CLUSTER := test
 
-.PHONY: help setup system-packages venv run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc
+.PHONY: help setup system-packages venv run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc bench-search
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
 	@echo "make test            set up, start the test cluster, run the whole test suite"
 	@echo "make bench-2pc       cross-worker (2PC) vs same-worker transfers per second"
+	@echo "make bench-search    search p50/p99 on 2 workers vs 1 worker holding the same rows"
 	@echo "make cluster-status  every node: role, port, up/down, shards, in-doubt transactions"
 	@echo "make cluster-down    stop the dev cluster (data kept)"
 	@echo "make cluster-destroy delete the dev cluster and its data"
@@ -58,6 +59,10 @@ bench-2pc: setup
 	@CLUSTER_NAME=bench $(PY) -m cluster up --workers 2
 	@CLUSTER_NAME=bench $(PY) manage.py migrate_cluster
 	@CLUSTER_NAME=bench $(PY) -m benchmarks.twopc_transfers $(BENCH_ARGS)
+
+# Brings up, seeds (once) and measures its own clusters, bench-search2 and bench-search1, and stops them.
+bench-search: setup
+	@$(PY) -m benchmarks.search_latency --compare $(BENCH_ARGS)
 
 cluster-status: venv
 	@$(PY) -m cluster status

@@ -52,9 +52,11 @@ def _run_on_node(task, alias, timeout):
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL statement_timeout = %s", [max(1, int(timeout * 1000))])
             return task(alias)
-    finally:
-        # Pool threads outlive requests, so they must tidy their own connections.
-        connection.close_if_unusable_or_obsolete()
+    except Exception:
+        # Pool threads outlive requests and keep their connection (to pgbouncer) between
+        # tasks; a failure may have broken it, so start the next task on a fresh one.
+        connection.close()
+        raise
 
 
 def fan_out(task, nodes=None, *, timeout=None, allow_partial=False):

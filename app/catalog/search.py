@@ -76,6 +76,17 @@ def _listings_on(alias, query):
     return listings
 
 
+def _ordering(sort, query):
+    columns = [F(field) for field in sort.fields]
+    if query.q and sort.fields[0] == "price":
+        # Text matches sorted by price: walking the price index and filtering every row
+        # is what the planner picks (it overestimates trigram matches), and it reads tens of
+        # thousands of rows for a cheap item's match (EXPLAIN: 300 ms for q=novel, sort=-price).
+        # Ordering by an expression makes it collect the matches through the GIN indexes first.
+        columns[0] = F("price") + 0
+    return [column.desc() if sort.descending else column.asc() for column in columns]
+
+
 def search_listings(query, *, page_size, cursor=None):
     """One page of matching listings in global order: Page(rows, next_cursor)."""
     sort = SORTS[query.sort]
@@ -87,8 +98,7 @@ def search_listings(query, *, page_size, cursor=None):
         listings = _listings_on(alias, query)
         if after is not None:
             listings = listings.filter(keyset_after(sort.fields, after, sort.descending))
-        order = [f"-{field}" if sort.descending else field for field in sort.fields]
-        return list(listings.order_by(*order)[:limit])
+        return list(listings.order_by(*_ordering(sort, query))[:limit])
 
     nodes = [node_for_user(query.seller_id)] if query.seller_id is not None else all_workers()
     return fan_out_page(
