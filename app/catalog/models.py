@@ -43,6 +43,8 @@ class Item(ShardedModel):
             models.Index(fields=["-id"], condition=LISTED_ONLY, name="item_listed_newest"),
             models.Index(fields=["price", "id"], condition=LISTED_ONLY, name="item_listed_price"),
             models.Index(fields=["category", "-id"], condition=LISTED_ONLY, name="item_listed_category_newest"),
+            # Without it, a category sorted by price walks item_listed_price and filters (EXPLAIN: 287 ms).
+            models.Index(fields=["category", "price", "id"], condition=LISTED_ONLY, name="item_listed_category_price"),
             GinIndex(fields=["search_vector"], condition=LISTED_ONLY, name="item_listed_search"),
             GinIndex(fields=["title"], opclasses=["gin_trgm_ops"], condition=LISTED_ONLY, name="item_listed_title_trgm"),
         ]
