@@ -25,6 +25,7 @@ api_v1 = [
 urlpatterns = [
     path("health/", core.health, name="health"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/v1/reports/", include("app.reports.urls")),
     path("admin/", admin.site.urls),
 ]
 

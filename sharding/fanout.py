@@ -15,7 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 
 from .cursors import decode_cursor, encode_cursor
 from .errors import FanOutError
@@ -45,18 +45,35 @@ class FanOutResult:
     failed: list = field(default_factory=list)  # nodes left out (only with allow_partial)
 
 
+class _StaleConnection(Exception):
+    pass
+
+
 def _run_on_node(task, alias, timeout):
+    """Run the task in a transaction with a statement_timeout, on this thread's connection.
+
+    Pool threads outlive requests and keep their connection between tasks,
+    without a health-check query before each one. A connection that died in
+    the meantime (its node or pgbouncer restarted) fails on the first
+    statement, before the task ran: then reconnect once and go on.
+    """
     connection = connections[alias]
-    try:
-        with transaction.atomic(using=alias):
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL statement_timeout = %s", [max(1, int(timeout * 1000))])
-            return task(alias)
-    except Exception:
-        # Pool threads outlive requests and keep their connection (to pgbouncer) between
-        # tasks; a failure may have broken it, so start the next task on a fresh one.
-        connection.close()
-        raise
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic(using=alias):
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL statement_timeout = %s", [max(1, int(timeout * 1000))])
+                except (OperationalError, InterfaceError) as exc:
+                    raise _StaleConnection(str(exc)) from exc
+                return task(alias)
+        except _StaleConnection as exc:
+            connection.close()
+            if attempt == 2:
+                raise exc.__cause__ from None
+        except Exception:
+            connection.close()  # a failure may have broken it: the next task starts afresh
+            raise
 
 
 def fan_out(task, nodes=None, *, timeout=None, allow_partial=False):

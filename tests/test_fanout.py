@@ -143,3 +143,18 @@ def test_bad_cursor_is_rejected(bad):
 def test_cursor_of_wrong_length_is_rejected():
     with pytest.raises(InvalidCursorError):
         decode_cursor(encode_cursor((1, 2)), length=3)
+
+
+def test_fan_out_reconnects_after_a_node_restarts():
+    import os
+
+    import cluster
+
+    count = lambda alias: Note.objects.using(alias).count()  # noqa: E731
+    for _ in range(20):
+        fan_out(count)  # pool threads now hold connections to every node
+    victim = all_workers()[-1]
+    cluster.stop_node(os.environ["CLUSTER_NAME"], victim, log=lambda *_: None)
+    cluster.start_node(os.environ["CLUSTER_NAME"], victim, log=lambda *_: None)
+    for _ in range(20):
+        assert set(fan_out(count).results) == set(all_workers())

@@ -5,7 +5,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from sharding.errors import InvalidCursorError
+from sharding.errors import FanOutError, InvalidCursorError
 from sharding.transactions import LockTimeoutError
 
 
@@ -62,6 +62,11 @@ def exception_handler(exc, context):
         return Response(exc.as_body(), status=exc.status)
     if isinstance(exc, InvalidCursorError):
         return Response(error_body("invalid_cursor", str(exc)), status=400)
+    if isinstance(exc, FanOutError):
+        return Response(
+            error_body("try_again", "Some of our data nodes did not answer in time; try again.", {"nodes": exc.nodes}),
+            status=503, headers={"Retry-After": "5"},
+        )
     if isinstance(exc, LockTimeoutError):
         return Response(error_body("try_again", "The resource is busy; try again."), status=503, headers={"Retry-After": "1"})
     if isinstance(exc, Http404):

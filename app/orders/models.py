@@ -20,7 +20,10 @@ class Purchase(ShardedModel):
             models.UniqueConstraint(fields=["source_item_id"], name="purchase_one_per_listing"),
             models.CheckConstraint(condition=models.Q(price__gt=0), name="purchase_price_positive"),
         ]
-        indexes = [models.Index(fields=["user_id", "-id"], name="purchase_buyer_newest")]
+        indexes = [
+            models.Index(fields=["user_id", "-id"], name="purchase_buyer_newest"),
+            models.Index(fields=["created_at"], name="purchase_created"),  # platform report by date
+        ]
 
 
 class Sale(ShardedModel):
@@ -40,4 +43,7 @@ class Sale(ShardedModel):
             models.UniqueConstraint(fields=["item_id"], name="sale_one_per_listing"),
             models.CheckConstraint(condition=models.Q(price__gt=0), name="sale_price_positive"),
         ]
-        indexes = [models.Index(fields=["user_id", "-id"], name="sale_seller_newest")]
+        indexes = [
+            models.Index(fields=["user_id", "-id"], name="sale_seller_newest"),
+            models.Index(fields=["created_at"], name="sale_created"),  # platform report by date
+        ]

@@ -1,0 +1,152 @@
+import csv
+import io
+import itertools
+import re
+
+from django.http import StreamingHttpResponse
+from django.utils.http import urlencode
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from app.core.fields import UserRefField
+from app.core.money import CURRENCY
+from app.orders.serializers import PurchaseOut, SaleOut
+from app.wallet.serializers import LedgerEntryOut
+
+from . import selectors
+from .serializers import figures_out, valid_params
+
+
+class FormatIsAReportParameter(DefaultContentNegotiation):
+    """Reports read `?format=json|csv` themselves, validated with their other parameters.
+
+    DRF's negotiation would take it for its renderer override and answer 404 to
+    ?format=csv before authentication and validation. JSON is the only renderer
+    (errors included); a CSV report is a streaming response of its own.
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+# A spreadsheet runs a cell starting with one of these as a formula, and titles
+# and usernames come from other users: such text gets a leading apostrophe.
+# Numbers (a negative amount such as -12.50) are left as they are.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def _csv_cell(value):
+    if value is None:
+        return ""
+    text = str(value)
+    if text.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _csv_chunks(header, batches):
+    """The header line, then one string of CSV lines per batch of rows (lists of cells)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for rows in itertools.chain([[header]], batches):
+        writer.writerows([_csv_cell(value) for value in row] for row in rows)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def csv_response(filename, header, batches):
+    # Batches are read lazily while the response is sent, so memory stays at one batch.
+    response = StreamingHttpResponse(_csv_chunks(header, batches), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _csv_header(serializer_class):
+    """The serializer's fields; a user reference {"id", "username"} makes two columns (buyer_id, buyer_username)."""
+    for name, field in serializer_class().fields.items():
+        yield from (f"{name}_id", f"{name}_username") if isinstance(field, UserRefField) else (name,)
+
+
+def _csv_row(data):
+    """One serialized row as cells in _csv_header's order: the same values as the JSON rows."""
+    return [cell for value in data.values() for cell in (value.values() if isinstance(value, dict) else (value,))]
+
+
+def _heading(name, params):
+    return {
+        "report": name, "from": params["from"].isoformat(), "to": params["to"].isoformat(),
+        "group_by": params["group_by"], "currency": CURRENCY,
+    }
+
+
+def _filename(name, params):
+    return f"{name}-{params['from'].isoformat()}-to-{params['to'].isoformat()}.csv"
+
+
+class UserReportView(APIView):
+    """One of the logged-in user's reports, read on the user's worker."""
+
+    content_negotiation_class = FormatIsAReportParameter
+    report = None  # a selectors.UserReport
+    row_out = None  # the serializer of its rows, the one its list endpoint uses
+
+    def get(self, request):
+        params = valid_params(request)
+        first, last = params["from"], params["to"]
+        if params["format"] == "csv":
+            batches = selectors.newest_first_batches(selectors.user_rows(request.user.id, self.report, first, last))
+            return csv_response(
+                _filename(self.report.name, params), list(_csv_header(self.row_out)),
+                ([_csv_row(row) for row in self.row_out(batch, many=True).data] for batch in batches),
+            )
+        report = selectors.user_report(request.user.id, self.report, first, last, params["group_by"])
+        body = {
+            **_heading(self.report.name, params),
+            "totals": figures_out(report["totals"], self.report.money),
+            "periods": [figures_out(period, self.report.money) for period in report["periods"]],
+            "rows": self.row_out(report["rows"], many=True).data,
+            "rows_truncated": report["rows_truncated"],
+        }
+        if report["rows_truncated"]:
+            csv_query = urlencode({"from": first.isoformat(), "to": last.isoformat(), "format": "csv"})
+            body["all_rows_csv"] = f"{request.path}?{csv_query}"
+        return Response(body)
+
+
+class TransactionsReportView(UserReportView):
+    report, row_out = selectors.TRANSACTIONS, LedgerEntryOut
+
+
+class SalesReportView(UserReportView):
+    report, row_out = selectors.SALES, SaleOut
+
+
+class PurchasesReportView(UserReportView):
+    report, row_out = selectors.PURCHASES, PurchaseOut
+
+
+class PlatformReportView(APIView):
+    """Sales, GMV and active users of the whole platform, summed over every worker; staff only."""
+
+    content_negotiation_class = FormatIsAReportParameter
+    permission_classes = [IsAdminUser]
+
+    def get(self, request):
+        params = valid_params(request)
+        report = selectors.platform_report(params["from"], params["to"], params["group_by"])  # FanOutError -> 503
+        periods = [figures_out(period, selectors.PLATFORM_MONEY) for period in report["periods"]]
+        if params["format"] == "csv":
+            header = ["period", *selectors.PLATFORM_FIGURES]
+            return csv_response(_filename("platform", params), header, [[list(period.values()) for period in periods]])
+        return Response({
+            **_heading("platform", params),
+            "totals": figures_out(report["totals"], selectors.PLATFORM_MONEY),
+            "periods": periods,
+            "top_categories": [
+                figures_out(category, selectors.PLATFORM_MONEY) for category in report["top_categories"]
+            ],
+        })
