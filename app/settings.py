@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "app.wallet",
     "app.catalog",
     "app.orders",
+    "app.partners",
 ]
 
 MIDDLEWARE = [
@@ -132,6 +133,9 @@ REST_FRAMEWORK = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table"}}
 
 MAINTENANCE_TASKS = ["app.core.idempotency.purge_expired_keys"]
+
+# Where the site is reachable: links in the partner feed and webhooks point here.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

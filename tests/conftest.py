@@ -55,7 +55,11 @@ def coordinator_name():
 
 MARKETPLACE_WORKER_TABLES = (
     "wallet_wallet", "wallet_ledgerentry", "catalog_item", "orders_purchase", "orders_sale", "core_idempotencykey",
+    "catalog_itemtombstone", "catalog_listingevent", "partners_webhookdelivery",
 )
+
+
+MARKETPLACE_COORDINATOR_TABLES = ("auth_user", "cache_table", "partners_partner")
 
 
 def reset_tables(direct_connect, worker_tables, coordinator_tables=()):
@@ -85,6 +89,6 @@ def clean_shardtest(direct_connect):
 @pytest.fixture
 def clean_marketplace(direct_connect):
     """Empty the marketplace tables on every worker, and users and their tokens on the coordinator."""
-    reset_tables(direct_connect, MARKETPLACE_WORKER_TABLES, ["auth_user", "cache_table"])
+    reset_tables(direct_connect, MARKETPLACE_WORKER_TABLES, MARKETPLACE_COORDINATOR_TABLES)
     yield
-    reset_tables(direct_connect, MARKETPLACE_WORKER_TABLES, ["auth_user", "cache_table"])
+    reset_tables(direct_connect, MARKETPLACE_WORKER_TABLES, MARKETPLACE_COORDINATOR_TABLES)

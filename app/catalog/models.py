@@ -39,6 +39,7 @@ class Item(ShardedModel):
         ]
         indexes = [
             models.Index(fields=["user_id", "status", "-id"], name="item_owner_status_newest"),
+            models.Index(fields=["updated_at", "id"], name="item_feed_order"),  # partner feed
             # Search and browse only ever look at listed items: partial indexes stay small.
             models.Index(fields=["-id"], condition=LISTED_ONLY, name="item_listed_newest"),
             models.Index(fields=["price", "id"], condition=LISTED_ONLY, name="item_listed_price"),
@@ -48,3 +49,32 @@ class Item(ShardedModel):
             GinIndex(fields=["search_vector"], condition=LISTED_ONLY, name="item_listed_search"),
             GinIndex(fields=["title"], opclasses=["gin_trgm_ops"], condition=LISTED_ONLY, name="item_listed_title_trgm"),
         ]
+
+
+class ItemTombstone(ShardedModel):
+    """A deleted item, so the partner feed can tell partners to drop it."""
+
+    item_id = models.BigIntegerField(unique=True)
+    deleted_at = models.DateTimeField()  # clock_timestamp() of the delete, like Item.updated_at
+
+    class Meta:
+        indexes = [models.Index(fields=["deleted_at", "item_id"], name="tombstone_feed_order")]
+
+
+class ListingEvent(ShardedModel):
+    """The outbox: a change to a listing, written in the same transaction as the change.
+
+    The webhook delivery loop turns each event into deliveries to the
+    partners' endpoints; `dispatched_at` marks events it has done so.
+    """
+
+    CREATED, UPDATED, SOLD, DELETED = "listing.created", "listing.updated", "listing.sold", "listing.deleted"
+
+    event_type = models.CharField(max_length=32)
+    item_id = models.BigIntegerField()
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["id"], condition=models.Q(dispatched_at=None), name="listing_event_undispatched")]

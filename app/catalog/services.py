@@ -4,14 +4,18 @@ from django.db import transaction
 from app.core.errors import Conflict, NotFound, ServiceError
 from sharding.routing import node_for_id, node_for_user
 
-from .models import Item
+from .events import record_deletion, record_listing_event
+from .models import Item, ListingEvent
 
 
 def create_item(owner, *, title, description="", price, category=""):
-    return Item.objects.using(node_for_user(owner.id)).create(
-        user_id=owner.id, owner_username=owner.username, title=title,
-        description=description, price=price, category=category, status=Item.LISTED,
-    )
+    with transaction.atomic(using=node_for_user(owner.id)):
+        item = Item.objects.using(node_for_user(owner.id)).create(
+            user_id=owner.id, owner_username=owner.username, title=title,
+            description=description, price=price, category=category, status=Item.LISTED,
+        )
+        record_listing_event(item, ListingEvent.CREATED)
+    return item
 
 
 def _lock_own_item(owner_id, item_id):
@@ -38,9 +42,12 @@ def update_item(owner_id, item_id, changes):
         for field, value in changes.items():
             setattr(item, field, value)
         item.save(using=item._state.db, update_fields=[*changes, "updated_at"])
+        record_listing_event(item, ListingEvent.UPDATED)
     return item
 
 
 def delete_item(owner_id, item_id):
     with transaction.atomic(using=node_for_id(item_id)):
-        _lock_own_item(owner_id, item_id).delete()
+        item = _lock_own_item(owner_id, item_id)
+        record_deletion(item)
+        item.delete()

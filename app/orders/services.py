@@ -6,7 +6,8 @@ see app.core.idempotency.run_idempotent and sharding.transactions).
 """
 from django.utils import timezone
 
-from app.catalog.models import Item
+from app.catalog.events import record_listing_event
+from app.catalog.models import Item, ListingEvent
 from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.money import format_money
 from app.wallet.models import LedgerEntry
@@ -35,6 +36,7 @@ def place_order(buyer, listing_id, expected_price):
 
     listing.status, listing.sold_at = Item.SOLD, timezone.now()
     listing.save(using=seller_node, update_fields=["status", "sold_at", "updated_at"])
+    record_listing_event(listing, ListingEvent.SOLD)
     bought = Item.objects.using(buyer_node).create(
         user_id=buyer.id, owner_username=buyer.username, title=listing.title, description=listing.description,
         category=listing.category, price=listing.price, status=Item.UNLISTED, source_item_id=listing.id,

@@ -1,0 +1,39 @@
+"""Changes to listings, as partners see them: the outbox events and the public form of a listing."""
+from django.conf import settings
+from django.utils import timezone
+
+from app.core.money import CURRENCY, format_money
+
+from .models import Item, ItemTombstone, ListingEvent
+
+PUBLIC_STATUSES = (Item.LISTED, Item.SOLD)
+
+
+def listing_url(item_id):
+    return f"{settings.SITE_URL}/items/{item_id}/"
+
+
+def public_listing(item):
+    """What partners may know of an item: all of a listing that is or was public, only id and status otherwise."""
+    if item.status not in PUBLIC_STATUSES:
+        return {"id": str(item.id), "status": item.status}
+    return {
+        "id": str(item.id), "title": item.title, "description": item.description,
+        "price": format_money(item.price), "currency": CURRENCY, "category": item.category,
+        "seller": {"id": str(item.user_id), "username": item.owner_username}, "status": item.status,
+        "link": listing_url(item.id),
+    }
+
+
+def record_listing_event(item, event_type):
+    """Write the outbox event in the caller's transaction on the item's node."""
+    payload = public_listing(item) if event_type != ListingEvent.DELETED else {"id": str(item.id), "status": "deleted"}
+    ListingEvent.objects.using(item._state.db).create(
+        user_id=item.user_id, event_type=event_type, item_id=item.id, payload=payload,
+    )
+
+
+def record_deletion(item):
+    """The tombstone for the partner feed and the outbox event, in the caller's transaction."""
+    ItemTombstone.objects.using(item._state.db).create(user_id=item.user_id, item_id=item.id, deleted_at=timezone.now())
+    record_listing_event(item, ListingEvent.DELETED)
