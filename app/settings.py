@@ -132,7 +132,10 @@ REST_FRAMEWORK = {
 # Shared by every server process (login throttling): a table on the coordinator.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table"}}
 
-MAINTENANCE_TASKS = ["app.core.idempotency.purge_expired_keys"]
+MAINTENANCE_TASKS = ["app.core.idempotency.purge_expired_keys", "app.partners.auth.purge_rate_windows"]
+
+# Requests per API key, shared by every server process ("60/min", "1000/hour").
+PARTNER_RATE_LIMIT = os.environ.get("PARTNER_RATE_LIMIT", "60/min")
 
 # Where the site is reachable: links in the partner feed and webhooks point here.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from app.accounts import views as accounts
 from app.catalog import views as catalog
@@ -26,6 +27,9 @@ urlpatterns = [
     path("health/", core.health, name="health"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/v1/reports/", include("app.reports.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/partner/v1/", include("app.partners.urls")),
     path("admin/", admin.site.urls),
 ]
 
