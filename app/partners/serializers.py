@@ -5,3 +5,33 @@ class FeedParamsIn(serializers.Serializer):
     updated_since = serializers.DateTimeField(required=False)
     category = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
     q = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class SellerOut(serializers.Serializer):
+    id = serializers.RegexField(r"^[0-9]+$")
+    username = serializers.CharField()
+
+
+class ProductOut(serializers.Serializer):
+    """A product as partners see it. Listed and sold ones carry every field; unlisted and deleted ones only
+    `id`, `status` and `updated_at` (drop them from your store)."""
+
+    id = serializers.RegexField(r"^[0-9]+$")
+    status = serializers.ChoiceField(choices=["listed", "sold", "unlisted", "deleted"])
+    title = serializers.CharField(required=False)
+    description = serializers.CharField(required=False)
+    price = serializers.RegexField(r"^[0-9]+\.[0-9]{2}$", required=False)
+    currency = serializers.CharField(required=False)
+    category = serializers.CharField(required=False)
+    seller = SellerOut(required=False)
+    link = serializers.URLField(required=False)
+    created_at = serializers.DateTimeField(required=False)
+    updated_at = serializers.DateTimeField()
+
+
+class ProductFeedOut(serializers.Serializer):
+    results = ProductOut(many=True)
+    next = serializers.CharField(
+        allow_null=True, help_text="Where to continue, also on the last page: store it and poll with `?cursor=` later."
+    )
+    has_more = serializers.BooleanField(help_text="Whether more changes are waiting right now.")
