@@ -1,0 +1,124 @@
+"""Building blocks of the OpenAPI description (drf-spectacular): the error shape, pages, shared parameters.
+
+Views describe themselves with @extend_schema(responses={200: Out, **errors((400, "validation_error"))}).
+"""
+import functools
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+from .idempotency import KEY_PATTERN
+
+
+class ErrorDetailOut(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable, e.g. `validation_error`; listed per response.")
+    message = serializers.CharField(help_text="For people; may change.")
+    details = serializers.DictField(help_text="Per-field messages for `validation_error`, otherwise mostly empty.")
+
+
+class ErrorOut(serializers.Serializer):
+    """Every error of the API: {"error": {"code", "message", "details"}}."""
+
+    error = ErrorDetailOut()
+
+
+def errors(*statuses_and_codes):
+    """{status: OpenApiResponse(ErrorOut)} from tuples (status, code, ...), e.g. errors((409, "item_sold"))."""
+    return {
+        status: OpenApiResponse(ErrorOut, description="Error codes: " + ", ".join(f"`{code}`" for code in codes) + ".")
+        for status, *codes in statuses_and_codes
+    }
+
+
+# The errors any endpoint that needs a login can answer.
+NEEDS_LOGIN = (401, "not_authenticated", "authentication_failed")
+# The errors of a JSON request body that does not parse or validate.
+BAD_BODY = (400, "validation_error", "parse_error")
+# The errors of ?page_size= and ?cursor= (the parameters of app.core.pagination.PageParams).
+PAGE_ERRORS = (400, "validation_error", "invalid_cursor")
+# A node did not answer in time, or a row stayed locked: the request can be retried.
+TRY_AGAIN = (503, "try_again")
+
+
+@functools.cache  # one component per row serializer, however many endpoints list it
+def paginated(row_serializer):
+    """{"results": [rows], "next": cursor or null}, the shape of every list endpoint."""
+    return type(f"Paginated{row_serializer.__name__}List", (serializers.Serializer,), {
+        "results": row_serializer(many=True),
+        "next": serializers.CharField(
+            allow_null=True, help_text="The `cursor` of the next page; null on the last page."
+        ),
+        "__doc__": f"A page of {row_serializer.__name__} rows, newest first unless the endpoint says otherwise.",
+    })
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": 255},
+    OpenApiParameter.HEADER,
+    required=True,
+    pattern=KEY_PATTERN.pattern,
+    description=(
+        "Any unique string (1 to 255 printable ASCII characters, no spaces). The same key again returns the first "
+        "response; with different parameters it is a 422 `idempotency_key_reused`. Keys are per user, kept 48 hours."
+    ),
+)
+
+
+class ApiKeyAuthScheme(OpenApiAuthenticationExtension):
+    """Partner stores' `Authorization: Api-Key <key>` (drf-spectacular knows DRF's Token scheme, not this one)."""
+
+    target_class = "app.partners.auth.ApiKeyAuthentication"
+    optional = True  # the partner API may not be there yet
+    name = "apiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix=self.target.keyword)
+
+
+_HEALTH = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded"]},
+        "nodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "role": {"type": "string", "enum": ["coordinator", "worker"]},
+                    "ok": {"type": "boolean"},
+                    "latency_ms": {"type": "number", "nullable": True},
+                },
+                "required": ["name", "role", "ok", "latency_ms"],
+            },
+        },
+        "in_doubt_transactions": {"type": "integer", "minimum": 0},
+    },
+    "required": ["status", "nodes", "in_doubt_transactions"],
+}
+
+
+def without_partner_api(endpoints):
+    """A preprocessing hook: leaves out the partner API (/api/partner/, being built in app/partners)
+    until its views describe themselves with @extend_schema (remove it then)."""
+    return [endpoint for endpoint in endpoints if not endpoint[0].startswith("/api/partner/")]
+
+
+def add_health(result, generator, request, public):
+    """A postprocessing hook: describes /health/, a plain Django view (a DRF wrapper would change its behaviour)."""
+    result["components"]["schemas"]["Health"] = _HEALTH
+    health = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}
+    result["paths"]["/health/"] = {"get": {
+        "operationId": "health_retrieve",
+        "summary": "Whether every node of the cluster answers",
+        "tags": ["health"],
+        "security": [{}],
+        "responses": {
+            "200": {**health, "description": "Every node answers."},
+            "503": {**health, "description": "Some node does not answer (`status` is `degraded`)."},
+        },
+    }}
+    return result
