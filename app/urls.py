@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from app.accounts import views as accounts
 from app.catalog import views as catalog
+from app.core import errors
 from app.core import views as core
 from app.orders import views as orders
 from app.wallet import views as wallet
@@ -31,6 +32,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/partner/v1/", include("app.partners.urls")),
     path("admin/", admin.site.urls),
+    # Anything else under /api/ is a JSON 404, also with DEBUG on (Django's debug page is HTML).
+    re_path(r"^api/", errors.not_found),
 ]
 
 handler404 = "app.core.errors.not_found"

@@ -1,14 +1,27 @@
 """Fixtures: the suite runs against the real `test` cluster that `make test` starts.
 
 Tests use the cluster's databases as they are (no per-test database is
-created): every test cleans up the tables it uses.
+created): every test cleans up the tables it uses. Tests that need the API over
+HTTP use live_server_url, a dev server started once per session.
 """
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 import psycopg2
 import pytest
+import requests
 from django.conf import settings
 from django.db import connections
 
 from sharding.config import direct_dsn
+
+REPO = Path(__file__).resolve().parents[1]
+SERVER_LOG = Path(tempfile.gettempdir()) / "marketplace-tests-runserver.log"
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +105,53 @@ def clean_marketplace(direct_connect):
     reset_tables(direct_connect, MARKETPLACE_WORKER_TABLES, MARKETPLACE_COORDINATOR_TABLES)
     yield
     reset_tables(direct_connect, MARKETPLACE_WORKER_TABLES, MARKETPLACE_COORDINATOR_TABLES)
+
+
+# --------------------------------------------------------------------------- live server
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env():
+    # The same cluster as this process (tests.settings defaults to `test`).
+    cluster = os.environ.get("CLUSTER_NAME") or "test"
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "CLUSTER_NAME": cluster, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="session")
+def live_server_url():
+    port = _free_port()
+    log = open(SERVER_LOG, "w")  # noqa: SIM115 - closed at the end of the session
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=REPO,
+        env=server_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"runserver exited with {process.returncode}:\n{SERVER_LOG.read_text()[-3000:]}")
+            try:
+                requests.get(f"{url}/health/", timeout=2)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"runserver did not answer within 30 s:\n{SERVER_LOG.read_text()[-3000:]}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,3 +1,5 @@
+import functools
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -35,12 +37,20 @@ class CredentialsIn(serializers.Serializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
-def _section(item_serializer):
-    class Section(serializers.Serializer):
-        count = serializers.IntegerField()
-        latest = item_serializer(many=True)
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
 
-    return Section()
+
+@functools.cache  # one class per row serializer: the OpenAPI description names it (ItemOutSection, ...)
+def _section_class(item_serializer):
+    return type(f"{item_serializer.__name__}Section", (serializers.Serializer,), {
+        "count": serializers.IntegerField(),
+        "latest": item_serializer(many=True, help_text="The latest five, newest first."),
+    })
+
+
+def _section(item_serializer):
+    return _section_class(item_serializer)()
 
 
 class OverviewOut(serializers.Serializer):

@@ -1,12 +1,14 @@
 from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.core.errors import ServiceError
+from app.core.openapi import BAD_BODY, NEEDS_LOGIN, errors
 
 from . import selectors, services
-from .serializers import CredentialsIn, OverviewOut, RegistrationIn, UserOut
+from .serializers import CredentialsIn, OverviewOut, RegistrationIn, TokenOut, UserOut
 from .throttles import LoginRateThrottle
 
 
@@ -14,6 +16,11 @@ class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
 
+    @extend_schema(
+        summary="Create an account",
+        request=RegistrationIn,
+        responses={201: UserOut, **errors(BAD_BODY, (409, "username_taken", "email_taken"))},
+    )
     def post(self, request):
         params = RegistrationIn(data=request.data)
         params.is_valid(raise_exception=True)
@@ -26,6 +33,15 @@ class TokenView(APIView):
     authentication_classes = []
     throttle_classes = [LoginRateThrottle]
 
+    @extend_schema(
+        summary="Log in: a token for the Authorization header",
+        request=CredentialsIn,
+        responses={
+            200: TokenOut,
+            **errors(BAD_BODY, (401, "authentication_failed"), (429, "throttled")),
+        },
+        description="At most 10 attempts a minute per username and client address.",
+    )
     def post(self, request):
         params = CredentialsIn(data=request.data)
         params.is_valid(raise_exception=True)
@@ -37,11 +53,16 @@ class TokenView(APIView):
 
 
 class LogoutView(APIView):
+    @extend_schema(summary="Log out: revoke my tokens", request=None, responses={204: None, **errors(NEEDS_LOGIN)})
     def post(self, request):
         services.revoke_tokens(request.user)
         return Response(status=204)
 
 
 class OverviewView(APIView):
+    @extend_schema(
+        summary="My balance and the latest of my inventory, listings, purchases and sales",
+        responses={200: OverviewOut, **errors(NEEDS_LOGIN)},
+    )
     def get(self, request):
         return Response(OverviewOut(selectors.account_overview(request.user.id)).data)

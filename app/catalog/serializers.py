@@ -33,11 +33,11 @@ class ItemOut(serializers.Serializer):
     category = serializers.CharField()
     status = serializers.CharField()
     owner = UserRefField("user_id", "owner_username")
-    source_item_id = IdField()
+    source_item_id = IdField(allow_null=True)  # the listing it was bought from; null for items listed here
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
-    def get_currency(self, _):
+    def get_currency(self, _) -> str:
         return CURRENCY
 
 

@@ -1,9 +1,12 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.core.errors import NotFound
-from app.core.pagination import newest_first_page, page_params
+from app.core.fields import ID_PATTERN
+from app.core.openapi import BAD_BODY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated
+from app.core.pagination import PageParams, newest_first_page, page_params
 from sharding.errors import InvalidIdError
 from sharding.routing import parse_routable_id
 
@@ -19,10 +22,26 @@ def item_id_from_url(raw):
         raise NotFound("No such item.") from None
 
 
+# Any other string is a 404, like an id that names no item.
+ITEM_ID = OpenApiParameter("item_id", str, OpenApiParameter.PATH, pattern=ID_PATTERN, description="The item's id.")
+
+
 class ItemListView(APIView):
+    @extend_schema(
+        summary="My inventory (listed, unlisted and sold items), newest first",
+        operation_id="items_list",  # APIViews get *_retrieve, and GET items/{item_id} is items_retrieve
+        parameters=[PageParams],
+        responses={200: paginated(ItemOut), **errors(PAGE_ERRORS, NEEDS_LOGIN)},
+    )
     def get(self, request):
         return newest_first_page(request, selectors.inventory_of(request.user.id), ItemOut)
 
+    @extend_schema(
+        summary="List an item for sale",
+        request=ItemIn,
+        responses={201: ItemOut, **errors(BAD_BODY, NEEDS_LOGIN)},
+        description="`price` from 0.01 to 1000000.00, with at most two decimals.",
+    )
     def post(self, request):
         params = ItemIn(data=request.data)
         params.is_valid(raise_exception=True)
@@ -35,16 +54,35 @@ class ItemDetailView(APIView):
         # Anyone may look at a listed item; changing one needs a login.
         return [AllowAny()] if self.request.method == "GET" else [IsAuthenticated()]
 
+    @extend_schema(
+        summary="An item: anyone sees a listed one, only its owner an unlisted or sold one",
+        parameters=[ITEM_ID],
+        responses={200: ItemOut, **errors((401, "authentication_failed"), (404, "not_found"))},
+    )
     def get(self, request, item_id):
         viewer = request.user.id if request.user.is_authenticated else None
         return Response(ItemOut(selectors.visible_item(item_id_from_url(item_id), viewer)).data)
 
+    @extend_schema(
+        summary="Change my item (or list or unlist it with `status`)",
+        parameters=[ITEM_ID],
+        request=ItemChangesIn,
+        responses={
+            200: ItemOut,
+            **errors(BAD_BODY, NEEDS_LOGIN, (404, "not_found"), (409, "item_sold"), TRY_AGAIN),
+        },
+    )
     def patch(self, request, item_id):
         params = ItemChangesIn(data=request.data, partial=True)
         params.is_valid(raise_exception=True)
         item = services.update_item(request.user.id, item_id_from_url(item_id), params.validated_data)
         return Response(ItemOut(item).data)
 
+    @extend_schema(
+        summary="Delete my item",
+        parameters=[ITEM_ID],
+        responses={204: None, **errors(NEEDS_LOGIN, (404, "not_found"), (409, "item_sold"), TRY_AGAIN)},
+    )
     def delete(self, request, item_id):
         services.delete_item(request.user.id, item_id_from_url(item_id))
         return Response(status=204)
@@ -55,6 +93,20 @@ class ListingSearchView(APIView):
 
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        summary="Search other users' listings on every worker",
+        operation_id="listings_list",
+        parameters=[ListingSearchIn, PageParams],
+        responses={
+            200: paginated(ItemOut),
+            **errors(PAGE_ERRORS, (401, "authentication_failed"), TRY_AGAIN),
+        },
+        description=(
+            "Full-text search of titles and descriptions, with typo-tolerant title matching. `sort`: `relevance` "
+            "(the default with `q`, which it needs), `newest` (the default otherwise), `price`, `-price`. "
+            "`min_price` must not be above `max_price`."
+        ),
+    )
     def get(self, request):
         params = ListingSearchIn(data=request.query_params)
         params.is_valid(raise_exception=True)

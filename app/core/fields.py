@@ -1,10 +1,15 @@
 """Serializer fields shared by the API."""
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sharding.errors import InvalidIdError
 from sharding.routing import parse_routable_id
 
 
+ID_PATTERN = r"^[0-9]+$"
+
+
+@extend_schema_field({"type": "string", "pattern": ID_PATTERN, "example": "237200661043774472"})
 class IdField(serializers.Field):
     """A 64-bit id, written as a string in JSON (it does not fit a JavaScript number)."""
 
@@ -20,6 +25,14 @@ class IdField(serializers.Field):
         return None if value is None else str(value)
 
 
+class UserRefOut(serializers.Serializer):
+    """The OpenAPI description of a UserRefField."""
+
+    id = IdField()
+    username = serializers.CharField()
+
+
+@extend_schema_field(UserRefOut)
 class UserRefField(serializers.Field):
     """A user as {"id", "username"}, from two attributes of the object (usernames are copied onto sharded rows)."""
 

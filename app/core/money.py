@@ -2,11 +2,13 @@
 import re
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 CURRENCY = "USD"
 MINOR_PER_MAJOR = 100
 _PLAIN_DECIMAL = re.compile(r"^-?\d{1,15}(\.\d+)?$")
+MONEY_PATTERN = r"^-?[0-9]+\.[0-9]{2}$"
 
 
 def format_money(minor):
@@ -15,6 +17,8 @@ def format_money(minor):
     return f"{sign}{whole}.{cents:02d}"
 
 
+# Described as what the API writes; it also reads 12.5, "12.5" and "12" (two decimals are the documented form).
+@extend_schema_field({"type": "string", "pattern": MONEY_PATTERN, "example": "12.50"})
 class MoneyField(serializers.Field):
     """A positive amount like "12.50" (or the JSON number 12.5), read as minor units (1250)."""
 

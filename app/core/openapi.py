@@ -101,12 +101,6 @@ _HEALTH = {
 }
 
 
-def without_partner_api(endpoints):
-    """A preprocessing hook: leaves out the partner API (/api/partner/, being built in app/partners)
-    until its views describe themselves with @extend_schema (remove it then)."""
-    return [endpoint for endpoint in endpoints if not endpoint[0].startswith("/api/partner/")]
-
-
 def add_health(result, generator, request, public):
     """A postprocessing hook: describes /health/, a plain Django view (a DRF wrapper would change its behaviour)."""
     result["components"]["schemas"]["Health"] = _HEALTH

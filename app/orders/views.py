@@ -1,8 +1,10 @@
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.core.idempotency import fingerprint, idempotency_key_from, run_idempotent
-from app.core.pagination import newest_first_page
+from app.core.openapi import BAD_BODY, IDEMPOTENCY_KEY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated
+from app.core.pagination import PageParams, newest_first_page
 from sharding.routing import node_for_id
 
 from . import selectors, services
@@ -10,9 +12,36 @@ from .serializers import PlacedOrderOut, PurchaseIn, PurchaseOut, SaleOut
 
 
 class PurchaseListView(APIView):
+    @extend_schema(
+        summary="My purchases, newest first",
+        operation_id="purchases_list",
+        parameters=[PageParams],
+        responses={200: paginated(PurchaseOut), **errors(PAGE_ERRORS, NEEDS_LOGIN)},
+    )
     def get(self, request):
         return newest_first_page(request, selectors.purchases_of(request.user.id), PurchaseOut)
 
+    @extend_schema(
+        summary="Buy a listing",
+        request=PurchaseIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: PlacedOrderOut,
+            **errors(
+                (*BAD_BODY, "idempotency_key_required", "own_item"),
+                NEEDS_LOGIN,
+                (402, "insufficient_funds"),
+                (404, "not_found"),
+                (409, "item_not_available", "price_changed"),
+                (422, "idempotency_key_reused"),
+                TRY_AGAIN,
+            ),
+        },
+        description=(
+            "Debits me, credits the seller, closes the listing and puts a new item in my inventory, atomically. "
+            "`expected_price` must be the listing's price (409 `price_changed` otherwise)."
+        ),
+    )
     def post(self, request):
         key = idempotency_key_from(request)
         params = PurchaseIn(data=request.data)
@@ -28,5 +57,11 @@ class PurchaseListView(APIView):
 
 
 class SaleListView(APIView):
+    @extend_schema(
+        summary="My sales, newest first",
+        operation_id="sales_list",
+        parameters=[PageParams],
+        responses={200: paginated(SaleOut), **errors(PAGE_ERRORS, NEEDS_LOGIN)},
+    )
     def get(self, request):
         return newest_first_page(request, selectors.sales_of(request.user.id), SaleOut)

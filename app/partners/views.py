@@ -38,6 +38,7 @@ class ProductFeedView(PartnerView):
 
     @extend_schema(
         summary="Changes to listings since a cursor (incremental sync)",
+        operation_id="partner_v1_products_list",
         parameters=[FeedParamsIn, PageParams],
         responses={200: ProductFeedOut, **errors(PAGE_ERRORS), **PARTNER_ERRORS},
         tags=["partner"],
@@ -53,6 +54,7 @@ class ProductFeedView(PartnerView):
 class ProductDetailView(PartnerView):
     @extend_schema(
         summary="One listed or sold product",
+        operation_id="partner_v1_products_retrieve",
         responses={200: ProductOut, **errors((404, "not_found")), **PARTNER_ERRORS},
         tags=["partner"],
     )
@@ -71,10 +73,12 @@ class GoogleFeedView(PartnerView):
 
     @extend_schema(
         summary="Google Merchant Center feed of every listed item (TSV or RSS 2.0 XML)",
+        operation_id="partner_v1_feeds_google_retrieve",
         parameters=[OpenApiParameter("extension", str, OpenApiParameter.PATH, enum=["tsv", "xml"])],
         responses={
             (200, "text/tab-separated-values"): OpenApiResponse(OpenApiTypes.STR, description="Tab-separated, a header row first."),
             (200, "application/xml"): OpenApiResponse(OpenApiTypes.STR, description="RSS 2.0 with the g: namespace."),
+            **errors((404, "not_found")),  # an extension other than tsv or xml
             **PARTNER_ERRORS,
         },
         tags=["partner"],

@@ -1,11 +1,14 @@
 """Partners' webhook endpoints: register (the signing secret is shown once), list, delete."""
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.core.errors import NotFound
+from app.core.openapi import BAD_BODY, errors
 
 from . import webhooks
 from .auth import ApiKeyAuthentication, HasScope, PartnerKeyRateThrottle
+from .views import PARTNER_ERRORS
 from .webhook_serializers import WebhookEndpointCreatedOut, WebhookEndpointIn, WebhookEndpointOut
 
 
@@ -16,10 +19,26 @@ class WebhookView(APIView):
 
 
 class WebhookListView(WebhookView):
+    @extend_schema(
+        summary="My webhook endpoints (without their secrets)",
+        operation_id="partner_v1_webhooks_list",
+        responses={
+            200: inline_serializer("WebhookEndpointList", {"results": WebhookEndpointOut(many=True)}),
+            **PARTNER_ERRORS,
+        },
+        tags=["partner"],
+    )
     def get(self, request):
         endpoints = webhooks.endpoints_of(request.auth.partner)
         return Response({"results": WebhookEndpointOut(endpoints, many=True).data})
 
+    @extend_schema(
+        summary="Register a webhook endpoint; its signing secret is in this response only",
+        operation_id="partner_v1_webhooks_create",
+        request=WebhookEndpointIn,
+        responses={201: WebhookEndpointCreatedOut, **errors(BAD_BODY), **PARTNER_ERRORS},
+        tags=["partner"],
+    )
     def post(self, request):
         params = WebhookEndpointIn(data=request.data)
         params.is_valid(raise_exception=True)
@@ -28,6 +47,12 @@ class WebhookListView(WebhookView):
 
 
 class WebhookDetailView(WebhookView):
+    @extend_schema(
+        summary="Delete one of my webhook endpoints",
+        operation_id="partner_v1_webhooks_destroy",
+        responses={204: None, **errors((404, "not_found")), **PARTNER_ERRORS},
+        tags=["partner"],
+    )
     def delete(self, request, endpoint_id):
         if not endpoint_id.isdigit() or len(endpoint_id) > 18:
             raise NotFound("No such webhook endpoint.")

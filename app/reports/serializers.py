@@ -3,9 +3,9 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
-from app.core.money import format_money
+from app.core.money import MoneyField, format_money
 
-from .selectors import PERIODS
+from .selectors import JSON_ROW_LIMIT, PERIODS
 
 DEFAULT_RANGE_DAYS = 30
 MAX_RANGE_DAYS = 3660
@@ -44,3 +44,65 @@ def figures_out(figures, money):
         name: format_money(value) if name in money else value.isoformat() if name == "period" else value
         for name, value in figures.items()
     }
+
+
+# The shapes of the JSON reports, for the OpenAPI description only: the views build the bodies as dicts.
+
+
+def _shape(name, fields, doc):
+    # type() rather than a class statement: one of the fields is `from`, a Python keyword.
+    return type(name, (serializers.Serializer,), {"__doc__": doc, **fields})
+
+
+def _report_out(name, figures, extra):
+    """The report `name` ("Sales"): its heading, figures {field name: field class} in total and per period, `extra`."""
+    def fields():
+        return {key: field() for key, field in figures.items()}
+
+    totals = _shape(f"{name}Figures", fields(), "Figures over the whole range.")
+    period = _shape(
+        f"{name}Period", {"period": serializers.DateField(help_text="Its first day."), **fields()},
+        "Figures of one period that has rows.",
+    )
+    return _shape(f"{name}Report", {
+        "report": serializers.CharField(),
+        "from": serializers.DateField(),
+        "to": serializers.DateField(),
+        "group_by": serializers.ChoiceField(choices=list(PERIODS)),
+        "currency": serializers.CharField(),
+        "totals": totals(),
+        "periods": period(many=True, help_text="Oldest first."),
+        **extra,
+    }, f"The {name.lower()} report.")
+
+
+def user_report_out(name, figures, row_out):
+    return _report_out(name, figures, {
+        "rows": row_out(many=True, help_text=f"Newest first, at most {JSON_ROW_LIMIT}."),
+        "rows_truncated": serializers.BooleanField(),
+        "all_rows_csv": serializers.CharField(
+            required=False, help_text="Only when rows_truncated: the link of the CSV export of every row."
+        ),
+    })
+
+
+COUNT_AND_AMOUNT = {"count": serializers.IntegerField, "amount": MoneyField}
+TRANSACTION_FIGURES = {
+    "count": serializers.IntegerField,
+    "deposits": MoneyField,
+    "purchases": MoneyField,  # negative, as in the ledger
+    "sales": MoneyField,
+    "net": MoneyField,
+}
+PLATFORM_FIGURES = {
+    "sales": serializers.IntegerField,
+    "gmv": MoneyField,
+    "active_sellers": serializers.IntegerField,
+    "active_buyers": serializers.IntegerField,
+}
+CategoryOut = _shape(
+    "CategoryOut",
+    {"category": serializers.CharField(), "sales": serializers.IntegerField(), "gmv": MoneyField()},
+    "One of the ten categories with the highest GMV.",
+)
+PlatformReportOut = _report_out("Platform", PLATFORM_FIGURES, {"top_categories": CategoryOut(many=True)})

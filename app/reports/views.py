@@ -5,6 +5,8 @@ import re
 
 from django.http import StreamingHttpResponse
 from django.utils.http import urlencode
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
@@ -12,11 +14,14 @@ from rest_framework.views import APIView
 
 from app.core.fields import UserRefField
 from app.core.money import CURRENCY
+from app.core.openapi import NEEDS_LOGIN, TRY_AGAIN, errors
 from app.orders.serializers import PurchaseOut, SaleOut
 from app.wallet.serializers import LedgerEntryOut
 
 from . import selectors
-from .serializers import figures_out, valid_params
+from .serializers import (
+    COUNT_AND_AMOUNT, TRANSACTION_FIGURES, PlatformReportOut, ReportParams, figures_out, user_report_out, valid_params,
+)
 
 
 class FormatIsAReportParameter(DefaultContentNegotiation):
@@ -117,18 +122,44 @@ class UserReportView(APIView):
         return Response(body)
 
 
+def report_schema(summary, report_out, *more_errors, csv="every row"):
+    """extend_schema_view for a report's GET: JSON, or CSV with ?format=csv."""
+    return extend_schema_view(get=extend_schema(
+        summary=summary,
+        parameters=[ReportParams],
+        responses={
+            (200, "application/json"): report_out,
+            (200, "text/csv"): OpenApiTypes.STR,
+            **errors((400, "validation_error"), NEEDS_LOGIN, *more_errors),
+        },
+        description=(
+            "`from` and `to` are inclusive UTC days (by default the 30 days up to today, at most 3660 days); "
+            f"periods start on their first day (a week on Monday). `format=csv` downloads {csv} as text/csv."
+        ),
+    ))
+
+
+@report_schema(
+    "My ledger: deposits, purchases and sales", user_report_out("Transactions", TRANSACTION_FIGURES, LedgerEntryOut),
+)
 class TransactionsReportView(UserReportView):
     report, row_out = selectors.TRANSACTIONS, LedgerEntryOut
 
 
+@report_schema("My sales", user_report_out("Sales", COUNT_AND_AMOUNT, SaleOut))
 class SalesReportView(UserReportView):
     report, row_out = selectors.SALES, SaleOut
 
 
+@report_schema("My purchases", user_report_out("Purchases", COUNT_AND_AMOUNT, PurchaseOut))
 class PurchasesReportView(UserReportView):
     report, row_out = selectors.PURCHASES, PurchaseOut
 
 
+@report_schema(
+    "The whole platform's sales, GMV and active users (staff only)", PlatformReportOut,
+    (403, "permission_denied"), TRY_AGAIN, csv="the periods",
+)
 class PlatformReportView(APIView):
     """Sales, GMV and active users of the whole platform, summed over every worker; staff only."""
 

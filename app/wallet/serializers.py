@@ -20,7 +20,7 @@ class WalletOut(serializers.Serializer):
     balance = MoneyField()
     currency = serializers.SerializerMethodField()
 
-    def get_currency(self, _):
+    def get_currency(self, _) -> str:
         return CURRENCY
 
 
@@ -29,5 +29,5 @@ class LedgerEntryOut(serializers.Serializer):
     kind = serializers.CharField()
     amount = MoneyField()
     balance_after = MoneyField()
-    reference_id = IdField()
+    reference_id = IdField(allow_null=True)  # null where no purchase or sale is behind the movement
     created_at = serializers.DateTimeField()

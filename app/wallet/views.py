@@ -1,8 +1,10 @@
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.core.idempotency import fingerprint, idempotency_key_from, run_idempotent
-from app.core.pagination import newest_first_page
+from app.core.openapi import BAD_BODY, IDEMPOTENCY_KEY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated
+from app.core.pagination import PageParams, newest_first_page
 from sharding.routing import node_for_user
 
 from . import selectors, services
@@ -10,11 +12,24 @@ from .serializers import DepositIn, DepositOut, LedgerEntryOut, WalletOut
 
 
 class WalletView(APIView):
+    @extend_schema(summary="My balance", responses={200: WalletOut, **errors(NEEDS_LOGIN)})
     def get(self, request):
         return Response(WalletOut({"balance": selectors.balance_of(request.user.id)}).data)
 
 
 class DepositView(APIView):
+    @extend_schema(
+        summary="Add money to my wallet",
+        request=DepositIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: DepositOut,
+            **errors(
+                (*BAD_BODY, "idempotency_key_required"), NEEDS_LOGIN, (422, "idempotency_key_reused"), TRY_AGAIN,
+            ),
+        },
+        description="`amount` from 0.01 to 1000000.00, with at most two decimals.",
+    )
     def post(self, request):
         key = idempotency_key_from(request)
         params = DepositIn(data=request.data)
@@ -29,5 +44,11 @@ class DepositView(APIView):
 
 
 class LedgerView(APIView):
+    @extend_schema(
+        summary="Every movement of my balance, newest first",
+        operation_id="wallet_ledger_list",
+        parameters=[PageParams],
+        responses={200: paginated(LedgerEntryOut), **errors(PAGE_ERRORS, NEEDS_LOGIN)},
+    )
     def get(self, request):
         return newest_first_page(request, selectors.ledger_of(request.user.id), LedgerEntryOut)

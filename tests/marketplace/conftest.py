@@ -1,32 +1,27 @@
 """Fixtures for the marketplace API tests: a real dev server over HTTP, clean tables, helpers.
 
-The server runs as a subprocess (`manage.py runserver`) on the `test` cluster
-(or $CLUSTER_NAME); tests talk to it with `requests`, from threads for the
+The server (tests/conftest.py's live_server_url) runs as a subprocess (`manage.py runserver`)
+on the `test` cluster (or $CLUSTER_NAME); tests talk to it with `requests`, from threads for the
 concurrency tests, and look at the nodes directly (psycopg2, no Django) to check
 where rows landed. The server's output goes to SERVER_LOG (overwritten by each run).
 """
 import html
-import os
 import re
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
 
 from sharding.routing import node_for_user
-from tests.conftest import MARKETPLACE_WORKER_TABLES, coordinator_name, worker_names
+from tests.conftest import (  # noqa: F401 - SERVER_LOG stays importable from here
+    MARKETPLACE_WORKER_TABLES, REPO, SERVER_LOG, coordinator_name, server_env, worker_names,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 API_PREFIX = "/api/v1/"
 PASSWORD = "correct-horse-battery-9"
-SERVER_LOG = Path(tempfile.gettempdir()) / "marketplace-tests-runserver.log"
 
 # Tables whose content must not change when a request is refused. Idempotency
 # records are left out: a refused purchase (402/409) is itself stored under its key.
@@ -94,51 +89,7 @@ def is_id(value):
 # --------------------------------------------------------------------------- server
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_env():
-    # The same cluster as this process (tests.settings defaults to `test`).
-    cluster = os.environ.get("CLUSTER_NAME") or "test"
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "CLUSTER_NAME": cluster, "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture(scope="session")
-def live_server_url():
-    port = _free_port()
-    log = open(SERVER_LOG, "w")  # noqa: SIM115 - closed at the end of the session
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        cwd=REPO,
-        env=server_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"runserver exited with {process.returncode}:\n{SERVER_LOG.read_text()[-3000:]}")
-            try:
-                requests.get(f"{url}/health/", timeout=2)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"runserver did not answer within 30 s:\n{SERVER_LOG.read_text()[-3000:]}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+# live_server_url (a session-scoped `manage.py runserver`) comes from tests/conftest.py.
 
 
 # --------------------------------------------------------------------------- cleaning

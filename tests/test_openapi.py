@@ -1,0 +1,88 @@
+"""The OpenAPI description (/api/schema/) covers the whole API, and its Swagger UI (/api/docs/) works offline."""
+import re
+
+import pytest
+import requests
+from django.urls import URLPattern, URLResolver, get_resolver
+
+API_PREFIX = "/api/v1/"
+MONEY_MOVERS = [("/api/v1/wallet/deposits", "post"), ("/api/v1/purchases", "post")]
+ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+
+
+@pytest.fixture(scope="module")
+def document(live_server_url):
+    response = requests.get(f"{live_server_url}/api/schema/", params={"format": "json"}, timeout=30)
+    assert response.status_code == 200, response.text[:500]
+    return response.json()
+
+
+def api_routes(patterns=None, prefix="/"):
+    """{OpenAPI path: {methods}} of every URL pattern under /api/v1/, from Django's URL resolver."""
+    routes = {}
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+        if isinstance(pattern, URLResolver):
+            routes.update(api_routes(pattern.url_patterns, route))
+        elif isinstance(pattern, URLPattern) and route.startswith(API_PREFIX):
+            view = pattern.callback.view_class
+            routes[route] = {name for name in view.http_method_names if hasattr(view, name)} - {"options", "head"}
+    return routes
+
+
+def operations(document):
+    return [(path, method, operation) for path, item in document["paths"].items() for method, operation in item.items()]
+
+
+def test_schema_is_openapi_3_and_lists_every_api_route_with_its_methods(document):
+    assert document["openapi"].startswith("3."), document["openapi"]
+    assert document["info"]["title"] == "Marketplace API"
+    expected = api_routes()
+    assert {"/api/v1/items/{item_id}", "/api/v1/reports/platform"} <= set(expected), expected  # v1 and its reports
+    described = {path: set(item) for path, item in document["paths"].items() if path.startswith(API_PREFIX)}
+    assert described == expected
+
+
+def test_every_api_operation_declares_a_4xx_with_the_error_shape(document):
+    missing = []
+    for path, method, operation in operations(document):
+        if not path.startswith(API_PREFIX):
+            continue
+        errors = [
+            status for status, response in operation["responses"].items()
+            if status.startswith("4") and response.get("content") == ERROR_CONTENT
+        ]
+        if not errors:
+            missing.append(f"{method.upper()} {path}")
+    assert not missing, missing
+    error = document["components"]["schemas"]["ErrorOut"]
+    assert error["required"] == ["error"], error
+
+
+@pytest.mark.parametrize("path, method", MONEY_MOVERS)
+def test_money_movers_require_an_idempotency_key(document, path, method):
+    headers = [p for p in document["paths"][path][method].get("parameters", []) if p["in"] == "header"]
+    assert [(p["name"], p["required"]) for p in headers] == [("Idempotency-Key", True)]
+
+
+def test_ids_and_money_are_strings(document):
+    item = document["components"]["schemas"]["ItemOut"]["properties"]
+    assert item["id"]["type"] == "string" and item["id"]["pattern"] == "^[0-9]+$"
+    assert item["price"]["type"] == "string" and item["price"]["pattern"] == r"^-?[0-9]+\.[0-9]{2}$"
+    assert document["components"]["securitySchemes"]["tokenAuth"] == {
+        "type": "apiKey", "in": "header", "name": "Authorization",
+        "description": 'Token-based authentication with required prefix "Token"',
+    }
+
+
+def test_swagger_ui_is_served_without_any_external_host(live_server_url):
+    response = requests.get(f"{live_server_url}/api/docs/", timeout=30)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    page = response.text
+    assert '"/api/schema/"' in page
+    assert not re.search(r"https?://", page.replace('"/api/schema/"', "")), re.findall(r".{60}https?://.{60}", page)
+    assets = re.findall(r'(?:src|href)="(/static/drf_spectacular_sidecar/[^"]+)"', page)
+    assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets), assets
+    for asset in assets:  # from the sidecar package, served by the dev server (DEBUG) or collectstatic
+        assert requests.get(live_server_url + asset, timeout=30).status_code == 200, asset
