@@ -7,13 +7,13 @@ from django.http import StreamingHttpResponse
 from django.utils.http import urlencode
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.core.fields import UserRefField
 from app.core.money import CURRENCY
+from app.core.negotiation import FirstRendererAlways
 from app.core.openapi import NEEDS_LOGIN, TRY_AGAIN, errors
 from app.orders.serializers import PurchaseOut, SaleOut
 from app.wallet.serializers import LedgerEntryOut
@@ -22,18 +22,6 @@ from . import selectors
 from .serializers import (
     COUNT_AND_AMOUNT, TRANSACTION_FIGURES, PlatformReportOut, ReportParams, figures_out, user_report_out, valid_params,
 )
-
-
-class FormatIsAReportParameter(DefaultContentNegotiation):
-    """Reports read `?format=json|csv` themselves, validated with their other parameters.
-
-    DRF's negotiation would take it for its renderer override and answer 404 to
-    ?format=csv before authentication and validation. JSON is the only renderer
-    (errors included); a CSV report is a streaming response of its own.
-    """
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 # A spreadsheet runs a cell starting with one of these as a formula, and titles
@@ -95,7 +83,7 @@ def _filename(name, params):
 class UserReportView(APIView):
     """One of the logged-in user's reports, read on the user's worker."""
 
-    content_negotiation_class = FormatIsAReportParameter
+    content_negotiation_class = FirstRendererAlways  # ?format=csv is ours, not DRF's
     report = None  # a selectors.UserReport
     row_out = None  # the serializer of its rows, the one its list endpoint uses
 
@@ -163,7 +151,7 @@ class PurchasesReportView(UserReportView):
 class PlatformReportView(APIView):
     """Sales, GMV and active users of the whole platform, summed over every worker; staff only."""
 
-    content_negotiation_class = FormatIsAReportParameter
+    content_negotiation_class = FirstRendererAlways  # ?format=csv is ours, not DRF's
     permission_classes = [IsAdminUser]
 
     def get(self, request):
