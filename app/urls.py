@@ -32,6 +32,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/partner/v1/", include("app.partners.urls")),
     path("admin/", admin.site.urls),
+    path("", include("app.web.urls")),  # the web pages; /api/, /admin/ and /health/ come first
     # Anything else under /api/ is a JSON 404, also with DEBUG on (Django's debug page is HTML).
     re_path(r"^api/", errors.not_found),
 ]

@@ -1,0 +1,15 @@
+// A little progressive enhancement; every page works without it.
+document.addEventListener("DOMContentLoaded", function () {
+  // Forms that move money: disable the button once submitted (the hidden idempotency key guards the server too).
+  document.querySelectorAll("form[data-once]").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      form.querySelectorAll("button[type=submit]").forEach(function (button) { button.disabled = true; });
+    });
+  });
+  // "Previous page" on search: the browser's history when there is one (cursors only go forward).
+  document.querySelectorAll("a[data-back]").forEach(function (link) {
+    link.addEventListener("click", function (event) {
+      if (window.history.length > 1) { event.preventDefault(); window.history.back(); }
+    });
+  });
+});

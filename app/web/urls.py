@@ -1,0 +1,26 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("search/", views.search, name="search"),
+    path("items/<int:item_id>/", views.item_detail, name="item"),
+    path("items/<int:item_id>/buy/", views.buy, name="buy"),
+    path("items/<int:item_id>/edit/", views.edit, name="edit"),
+    path("items/<int:item_id>/status/", views.change_status, name="status"),
+    path("items/<int:item_id>/delete/", views.delete, name="delete"),
+    path("sell/", views.sell, name="sell"),
+    path("inventory/", views.inventory, name="inventory"),
+    path("wallet/", views.wallet_page, name="wallet"),
+    path("purchases/", views.purchases, name="purchases"),
+    path("sales/", views.sales, name="sales"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("register/", views.register, name="register"),
+    path("login/", auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
+         name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="web:home"), name="logout"),
+]

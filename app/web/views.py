@@ -1,0 +1,308 @@
+"""Server-rendered pages: thin views over the same services and selectors as the API."""
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from app.accounts.selectors import account_overview
+from app.accounts.services import register_user
+from app.catalog import services as catalog
+from app.catalog.models import Item
+from app.catalog.search import ListingQuery, search_listings
+from app.catalog.selectors import inventory_of
+from app.catalog.serializers import ListingSearchIn
+from app.core.errors import NotFound, ServiceError, error_body
+from app.core.idempotency import KeyReused, fingerprint, run_idempotent
+from app.orders.selectors import purchases_of, sales_of
+from app.orders.serializers import PlacedOrderOut
+from app.orders.services import place_order
+from app.wallet import services as wallet
+from app.wallet.selectors import balance_of, ledger_of
+from app.wallet.serializers import DepositOut
+from sharding.errors import FanOutError, InvalidCursorError, InvalidIdError
+from sharding.routing import node_for_id, node_for_user
+from sharding.transactions import LockTimeoutError
+
+from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm
+from .selectors import item_for, newest_first, own_item
+
+HOME_LISTINGS = 12
+SEARCH_PAGE_SIZE = 20
+LIST_PAGE_SIZE = 50
+SEARCH_PARAMS = ("q", "min_price", "max_price", "category", "sort")
+SORT_CHOICES = [("relevance", "Best match"), ("newest", "Newest"), ("price", "Price: low to high"),
+                ("-price", "Price: high to low")]
+
+
+def _viewer_id(request):
+    return request.user.id if request.user.is_authenticated else None
+
+
+def _item_or_404(item_id, viewer_id):
+    try:
+        return item_for(item_id, viewer_id)
+    except NotFound:
+        raise Http404("No such item.") from None
+
+
+def _own_item_or_404(owner_id, item_id):
+    try:
+        return own_item(owner_id, item_id)
+    except NotFound:
+        raise Http404("No such item.") from None
+
+
+def _error_message(body):
+    return body.get("error", {}).get("message") or "Something went wrong; try again."
+
+
+def _run_form(request, key, request_hash, nodes, operation):
+    """run_idempotent for a form: (status, body), with the errors it raises itself as bodies too."""
+    try:
+        return run_idempotent(user_id=request.user.id, key=key, request_hash=request_hash, nodes=nodes,
+                              operation=operation)
+    except KeyReused:
+        # The same rendered form sent again with other values (the browser's back button): its key is spent.
+        return 422, error_body("idempotency_key_reused", "This form was already sent with other values; "
+                                                         "reload the page and try again.")
+    except ServiceError as error:
+        return error.status, error.as_body()
+    except LockTimeoutError:
+        return 503, error_body("try_again", "Your account is busy with another payment; try again in a moment.")
+
+
+# --------------------------------------------------------------------------- browsing
+
+
+def home(request):
+    listings, unavailable = [], False
+    try:
+        page = search_listings(ListingQuery(sort="newest", exclude_user_id=_viewer_id(request)), page_size=HOME_LISTINGS)
+        listings = page.rows
+    except FanOutError:
+        unavailable = True
+    return render(request, "web/home.html", {"listings": listings, "categories": CATEGORIES, "unavailable": unavailable})
+
+
+def search(request):
+    raw = {name: request.GET.get(name, "").strip() for name in SEARCH_PARAMS}
+    params = ListingSearchIn(data={name: value for name, value in raw.items() if value})
+    context = {"params": raw, "categories": CATEGORIES, "sorts": SORT_CHOICES, "listings": [], "errors": {},
+               "next_url": None, "searched": False}
+    if not params.is_valid():
+        context["errors"] = {field: [str(m) for m in msgs] for field, msgs in params.errors.items()}
+        return render(request, "web/search.html", context, status=400)
+    data = params.validated_data
+    context["params"]["sort"] = data["sort"]
+    query = ListingQuery(
+        q=data["q"], min_price=data.get("min_price"), max_price=data.get("max_price"), category=data["category"],
+        exclude_user_id=_viewer_id(request), sort=data["sort"],
+    )
+    try:
+        page = search_listings(query, page_size=SEARCH_PAGE_SIZE, cursor=request.GET.get("cursor") or None)
+    except InvalidCursorError:
+        context["errors"] = {"cursor": ["This page link is out of date; start the search again."]}
+        return render(request, "web/search.html", context, status=400)
+    except FanOutError:
+        context["errors"] = {"non_field_errors": ["Some of our data nodes did not answer in time; try again."]}
+        return render(request, "web/search.html", context, status=503)
+    context.update(listings=page.rows, searched=True)
+    if page.next_cursor:
+        following = request.GET.copy()
+        following["cursor"] = page.next_cursor
+        context["next_url"] = f"?{following.urlencode()}"
+    # "Previous" is the browser's back (site.js); without JavaScript the link goes to the first page.
+    context["has_previous"] = bool(request.GET.get("cursor"))
+    first = request.GET.copy()
+    first.pop("cursor", None)
+    context["first_url"] = f"?{first.urlencode()}"
+    return render(request, "web/search.html", context)
+
+
+def item_detail(request, item_id):
+    item = _item_or_404(item_id, _viewer_id(request))
+    is_owner = request.user.is_authenticated and item.user_id == request.user.id
+    return render(request, "web/item_detail.html", {"item": item, "is_owner": is_owner})
+
+
+# --------------------------------------------------------------------------- buying
+
+
+@login_required
+def buy(request, item_id):
+    if request.method == "POST":
+        return _place_order(request, item_id)
+    item = _item_or_404(item_id, request.user.id)
+    if item.user_id == request.user.id:
+        messages.error(request, "You can't buy your own item.")
+        return redirect("web:item", item_id=item.id)
+    if item.status != Item.LISTED:
+        raise Http404("No such item.")
+    balance = balance_of(request.user.id)
+    return render(request, "web/buy.html", {
+        "item": item, "form": BuyForm(initial={"expected_price": item.price}),
+        "balance": balance, "balance_after": balance - item.price, "enough": balance >= item.price,
+    })
+
+
+def _place_order(request, item_id):
+    """POST of the confirmation step. No lookup first: a replayed key must answer even once the item is sold."""
+    try:
+        seller_node = node_for_id(item_id)
+    except InvalidIdError:
+        raise Http404("No such item.") from None
+    form = BuyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "This form has expired; check the price and try again.")
+        return redirect("web:buy", item_id=item_id)
+    key, price = form.cleaned_data["idempotency_key"], form.cleaned_data["expected_price"]
+    status, body = _run_form(
+        request, key, fingerprint("purchase", {"item_id": item_id, "expected_price": price}), [seller_node],
+        lambda: PlacedOrderOut(place_order(request.user, item_id, price)).data,
+    )
+    if status == 201:
+        messages.success(request, f"Purchase complete: you paid ${body['price']}. Your balance is ${body['balance']}.")
+        return redirect("web:dashboard")
+    messages.error(request, _error_message(body))
+    try:
+        item_for(item_id, request.user.id)
+    except NotFound:
+        return redirect("web:home")  # sold or gone: its page would be a 404
+    return redirect("web:item", item_id=item_id)
+
+
+# --------------------------------------------------------------------------- selling
+
+
+@login_required
+def sell(request):
+    form = ItemForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        item = catalog.create_item(request.user, **form.cleaned_data)
+        messages.success(request, f"“{item.title}” is listed for sale.")
+        return redirect("web:item", item_id=item.id)
+    return render(request, "web/item_form.html", {"form": form, "categories": CATEGORIES, "editing": None})
+
+
+@login_required
+def edit(request, item_id):
+    item = _own_item_or_404(request.user.id, item_id)
+    if item.status == Item.SOLD:
+        messages.error(request, "This item has been sold and can no longer be changed.")
+        return redirect("web:item", item_id=item.id)
+    initial = {"title": item.title, "description": item.description, "price": item.price, "category": item.category}
+    form = ItemForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            catalog.update_item(request.user.id, item.id, form.cleaned_data)
+        except NotFound:
+            raise Http404("No such item.") from None
+        except ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, "Your changes are saved.")
+            return redirect("web:item", item_id=item.id)
+    return render(request, "web/item_form.html", {"form": form, "categories": CATEGORIES, "editing": item})
+
+
+@login_required
+@require_POST
+def change_status(request, item_id):
+    item = _own_item_or_404(request.user.id, item_id)
+    status = request.POST.get("status")
+    if status not in (Item.LISTED, Item.UNLISTED):
+        messages.error(request, "Choose listed or unlisted.")
+        return redirect("web:item", item_id=item.id)
+    try:
+        catalog.update_item(request.user.id, item.id, {"status": status})
+    except NotFound:
+        raise Http404("No such item.") from None
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "It is listed for sale again." if status == Item.LISTED
+                         else "It is unlisted: only you can see it now.")
+    return redirect("web:item", item_id=item.id)
+
+
+@login_required
+def delete(request, item_id):
+    item = _own_item_or_404(request.user.id, item_id)
+    if request.method == "POST":
+        try:
+            catalog.delete_item(request.user.id, item.id)
+        except NotFound:
+            raise Http404("No such item.") from None
+        except ServiceError as error:
+            messages.error(request, error.message)
+            return redirect("web:item", item_id=item.id)
+        messages.success(request, f"“{item.title}” is deleted.")
+        return redirect("web:inventory")
+    return render(request, "web/item_delete.html", {"item": item})
+
+
+# --------------------------------------------------------------------------- my account
+
+
+@login_required
+def inventory(request):
+    rows, next_cursor = newest_first(inventory_of(request.user.id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    return render(request, "web/inventory.html", {"items": rows, "next_cursor": next_cursor})
+
+
+@login_required
+def purchases(request):
+    rows, next_cursor = newest_first(purchases_of(request.user.id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    return render(request, "web/purchases.html", {"purchases": rows, "next_cursor": next_cursor})
+
+
+@login_required
+def sales(request):
+    rows, next_cursor = newest_first(sales_of(request.user.id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    return render(request, "web/sales.html", {"sales": rows, "next_cursor": next_cursor})
+
+
+@login_required
+def wallet_page(request):
+    user_id = request.user.id
+    form = DepositForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        amount = form.cleaned_data["amount"]
+        status, body = _run_form(
+            request, form.cleaned_data["idempotency_key"], fingerprint("deposit", {"amount": amount}),
+            [node_for_user(user_id)], lambda: DepositOut(wallet.deposit(user_id, amount)).data,
+        )
+        if status == 201:
+            messages.success(request, f"Deposited ${body['amount']}. Your balance is ${body['balance']}.")
+        else:
+            messages.error(request, _error_message(body))
+        return redirect("web:wallet")
+    rows, next_cursor = newest_first(ledger_of(user_id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    return render(request, "web/wallet.html", {
+        "form": form, "balance": balance_of(user_id), "entries": rows, "next_cursor": next_cursor,
+    })
+
+
+@login_required
+def dashboard(request):
+    return render(request, "web/dashboard.html", {"overview": account_overview(request.user.id)})
+
+
+def register(request):
+    if request.user.is_authenticated:
+        return redirect("web:dashboard")
+    form = RegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = register_user(username=data["username"], email=data["email"], password=data["password"])
+        except ServiceError as error:
+            field = {"username_taken": "username", "email_taken": "email"}.get(error.code)
+            form.add_error(field, error.message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome, {user.username}! Deposit some money to start buying, or sell something.")
+            return redirect("web:dashboard")
+    return render(request, "web/register.html", {"form": form})

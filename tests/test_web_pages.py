@@ -1,0 +1,371 @@
+"""The server-rendered web pages (app.web), through Django's test client on the real test cluster."""
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from app.catalog.models import Item
+from app.catalog.services import create_item
+from app.wallet.models import LedgerEntry
+from app.wallet.selectors import balance_of, ledger_of
+from app.wallet.services import deposit
+from sharding.routing import node_for_id, node_for_user
+from sharding.transactions import atomic_on_nodes
+
+pytestmark = pytest.mark.usefixtures("clean_marketplace")
+
+PASSWORD = "a-long-enough-pass-42"
+
+
+def make_user(name):
+    return get_user_model().objects.create_user(name, f"{name}@example.com", PASSWORD)
+
+
+def fund(user, amount):
+    with atomic_on_nodes([node_for_user(user.id)]):
+        deposit(user.id, amount)
+
+
+def logged_in(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def hidden(html, name):
+    match = re.search(rf'name="{name}" value="([^"]*)"', html) or re.search(rf'value="([^"]*)" name="{name}"', html)
+    assert match, f"no hidden field {name}"
+    return match.group(1)
+
+
+def reload(item):
+    return Item.objects.using(node_for_id(item.id)).get(id=item.id)
+
+
+def page(client, url, status=200):
+    response = client.get(url)
+    assert response.status_code == status, (url, response.status_code)
+    return response.content.decode()
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def test_register_log_out_and_log_in_through_the_forms_with_csrf():
+    client = Client(enforce_csrf_checks=True)
+    form = page(client, "/register/")
+    token = hidden(form, "csrfmiddlewaretoken")
+    fields = {"username": "alice", "email": "alice@example.com", "password": PASSWORD, "password_again": PASSWORD}
+
+    assert client.post("/register/", fields).status_code == 403  # no CSRF token
+    response = client.post("/register/", {**fields, "csrfmiddlewaretoken": token}, follow=True)
+    assert response.redirect_chain[-1][0] == "/dashboard/"
+    assert "Welcome, alice" in response.content.decode()
+    assert get_user_model().objects.filter(username="alice").exists()
+
+    token = hidden(page(client, "/dashboard/"), "csrfmiddlewaretoken")
+    response = client.post("/logout/", {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert client.get("/dashboard/").status_code == 302  # logged out
+
+    form = page(client, "/login/")
+    token = hidden(form, "csrfmiddlewaretoken")
+    response = client.post("/login/", {"username": "alice", "password": "wrong", "csrfmiddlewaretoken": token})
+    assert response.status_code == 200 and "correct username and password" in response.content.decode()
+    token = hidden(response.content.decode(), "csrfmiddlewaretoken")
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD, "csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and response["Location"] == "/dashboard/"
+    assert client.get("/dashboard/").status_code == 200
+
+
+def test_register_shows_errors_next_to_fields():
+    make_user("bob")
+    client = Client()
+    html = client.post("/register/", {
+        "username": "BOB", "email": "new@example.com", "password": PASSWORD, "password_again": PASSWORD,
+    }).content.decode()
+    assert "This username is taken." in html
+    html = client.post("/register/", {
+        "username": "carol", "email": "BOB@example.com", "password": PASSWORD, "password_again": PASSWORD,
+    }).content.decode()
+    assert "already registered" in html or "An account with this email exists." in html
+    html = client.post("/register/", {
+        "username": "carol", "email": "carol@example.com", "password": "123", "password_again": "123",
+    }).content.decode()
+    assert "too short" in html
+    assert not get_user_model().objects.filter(username="carol").exists()
+
+
+def test_anonymous_users_are_sent_to_log_in_for_private_pages():
+    seller = make_user("seller")
+    item = create_item(seller, title="Lamp", price=500)
+    client = Client()
+    for url in ["/sell/", "/inventory/", "/wallet/", "/purchases/", "/sales/", "/dashboard/",
+                f"/items/{item.id}/buy/", f"/items/{item.id}/edit/", f"/items/{item.id}/delete/"]:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/login/?next="), url
+    assert client.get(f"/items/{item.id}/").status_code == 200  # public
+    assert "Log in to buy" in page(client, f"/items/{item.id}/")
+
+
+# --------------------------------------------------------------------------- selling and finding
+
+
+def test_sell_an_item_then_find_it_on_home_and_search():
+    seller, shopper = make_user("seller"), make_user("shopper")
+    client = logged_in(seller)
+    response = client.post("/sell/", {"title": "", "price": "abc", "description": "", "category": ""})
+    html = response.content.decode()
+    assert response.status_code == 200 and "This field is required." in html and "Enter an amount" in html
+
+    response = client.post("/sell/", {"title": "Laptop", "description": "Fast and light", "price": "499.90",
+                                      "category": "Electronics"}, follow=True)
+    item = Item.objects.using(node_for_user(seller.id)).get(user_id=seller.id)
+    assert item.price == 49990 and item.status == Item.LISTED
+    assert response.redirect_chain[-1][0] == f"/items/{item.id}/"
+    html = response.content.decode()
+    assert "is listed for sale" in html and "$499.90" in html and "Edit" in html and "Unlist" in html
+
+    other = logged_in(shopper)
+    assert "Laptop" in page(other, "/")
+    html = page(other, "/search/?q=laptp")  # a typo still finds it
+    assert f"/items/{item.id}/" in html and "$499.90" in html
+    assert "Laptop" in page(other, "/search/?category=Electronics&sort=price")
+    assert "Laptop" not in page(client, "/search/?q=laptop")  # never your own listings
+    assert "Laptop" not in page(client, "/")
+
+
+def test_search_shows_bad_parameters_in_the_page():
+    client = logged_in(make_user("shopper"))
+    html = page(client, "/search/?min_price=5&max_price=1", status=400)
+    assert "min_price must not be above max_price." in html
+    assert "Enter an amount" in page(client, "/search/?min_price=cheap", status=400)
+    assert "relevance needs a search query" in page(client, "/search/?sort=relevance", status=400)
+    assert "out of date" in page(client, "/search/?cursor=garbage", status=400)
+
+
+def test_search_pages_with_a_next_link():
+    seller = make_user("seller")
+    for n in range(25):
+        create_item(seller, title=f"Book {n}", price=100 + n)
+    client = Client()
+    first = page(client, "/search/?sort=price")
+    match = re.search(r'href="(\?[^"]*cursor=[^"]*)" rel="next"', first)
+    assert match and first.count('class="card"') == 20
+    second = page(client, "/search/" + match.group(1).replace("&amp;", "&"))
+    assert second.count('class="card"') == 5 and 'rel="next"' not in second and "Previous page" in second
+
+
+def test_user_text_is_escaped():
+    seller = make_user("seller")
+    item = create_item(seller, title="<script>alert(1)</script>", description="<b>bold</b>", price=100)
+    client = Client()
+    for url in ["/", f"/items/{item.id}/", "/search/?q=script"]:
+        html = page(client, url)
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
+        assert "<script>alert(1)" not in html, url
+    assert "<b>bold</b>" not in page(client, f"/items/{item.id}/")
+
+
+# --------------------------------------------------------------------------- owners
+
+
+def test_only_the_owner_edits_unlists_and_deletes():
+    seller, other = make_user("seller"), make_user("other")
+    item = create_item(seller, title="Chair", price=2500)
+    intruder = logged_in(other)
+    assert intruder.get(f"/items/{item.id}/edit/").status_code == 404
+    assert intruder.post(f"/items/{item.id}/edit/", {"title": "Mine", "price": "1.00"}).status_code == 404
+    assert intruder.post(f"/items/{item.id}/status/", {"status": "unlisted"}).status_code == 404
+    assert intruder.post(f"/items/{item.id}/delete/").status_code == 404
+    assert "Edit" not in page(intruder, f"/items/{item.id}/").split("<main")[1]
+    assert reload(item).title == "Chair"
+
+    owner = logged_in(seller)
+    response = owner.post(f"/items/{item.id}/edit/", {"title": "Oak chair", "price": "30.00", "description": "",
+                                                      "category": "Home"}, follow=True)
+    assert "Your changes are saved." in response.content.decode()
+    assert (reload(item).title, reload(item).price) == ("Oak chair", 3000)
+
+    owner.post(f"/items/{item.id}/status/", {"status": "unlisted"})
+    assert reload(item).status == Item.UNLISTED
+    assert intruder.get(f"/items/{item.id}/").status_code == 404  # other users' unlisted items are hidden
+    assert "Unlisted" in page(owner, f"/items/{item.id}/")
+    owner.post(f"/items/{item.id}/status/", {"status": "listed"})
+    assert reload(item).status == Item.LISTED
+
+    assert "Yes, delete it" in page(owner, f"/items/{item.id}/delete/")
+    response = owner.post(f"/items/{item.id}/delete/", follow=True)
+    assert response.redirect_chain[-1][0] == "/inventory/" and "is deleted" in response.content.decode()
+    assert not Item.objects.using(node_for_id(item.id)).filter(id=item.id).exists()
+    assert owner.get(f"/items/{item.id}/").status_code == 404
+
+
+def test_unknown_items_are_a_404_page():
+    client = logged_in(make_user("someone"))
+    for url in ["/items/1/", "/items/99999999999999999999999/", "/no-such-page/"]:
+        response = client.get(url)
+        assert response.status_code == 404, url
+    assert client.get("/api/v1/nothing-here").json()["error"]["code"] == "not_found"  # /api/ stays JSON
+
+
+# --------------------------------------------------------------------------- buying
+
+
+def test_buy_through_the_confirmation_step_once_even_when_posted_twice():
+    seller, buyer = make_user("seller"), make_user("buyer")
+    fund(buyer, 10_000)
+    item = create_item(seller, title="Guitar", price=1250)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(buyer)
+
+    assert f"/items/{item.id}/buy/" in page(client, f"/items/{item.id}/")
+    confirm = page(client, f"/items/{item.id}/buy/")
+    assert "$12.50" in confirm and "$100.00" in confirm and "$87.50" in confirm  # price, balance, balance after
+    form = {"csrfmiddlewaretoken": hidden(confirm, "csrfmiddlewaretoken"),
+            "idempotency_key": hidden(confirm, "idempotency_key"), "expected_price": hidden(confirm, "expected_price")}
+
+    response = client.post(f"/items/{item.id}/buy/", form, follow=True)
+    assert response.redirect_chain[-1][0] == "/dashboard/"
+    assert "Purchase complete" in response.content.decode()
+    again = client.post(f"/items/{item.id}/buy/", form, follow=True)  # the same form submitted twice
+    assert again.redirect_chain[-1][0] == "/dashboard/"
+
+    assert balance_of(buyer.id) == 8750 and balance_of(seller.id) == 1250
+    assert ledger_of(buyer.id).filter(kind=LedgerEntry.PURCHASE).count() == 1
+    assert reload(item).status == Item.SOLD
+    assert "Guitar" in page(client, "/purchases/")
+    assert "Guitar" in page(logged_in(seller), "/sales/")
+
+
+def test_buying_without_enough_money_shows_the_error_and_changes_nothing():
+    seller, buyer = make_user("seller"), make_user("buyer")
+    fund(buyer, 500)
+    item = create_item(seller, title="Bike", price=20_000)
+    client = logged_in(buyer)
+    confirm = page(client, f"/items/{item.id}/buy/")
+    assert "-$195.00" in confirm and "too low" in confirm
+    response = client.post(f"/items/{item.id}/buy/", {
+        "idempotency_key": hidden(confirm, "idempotency_key"), "expected_price": hidden(confirm, "expected_price"),
+    }, follow=True)
+    assert response.redirect_chain[-1][0] == f"/items/{item.id}/"
+    assert "Your balance is too low" in response.content.decode()
+    assert balance_of(buyer.id) == 500 and balance_of(seller.id) == 0
+    assert reload(item).status == Item.LISTED
+
+
+def test_a_changed_price_or_a_sold_item_is_refused():
+    seller, buyer, rival = make_user("seller"), make_user("buyer"), make_user("rival")
+    fund(buyer, 10_000)
+    fund(rival, 10_000)
+    item = create_item(seller, title="Desk", price=1000)
+    client = logged_in(buyer)
+    confirm = page(client, f"/items/{item.id}/buy/")
+    form = {"idempotency_key": hidden(confirm, "idempotency_key"), "expected_price": "900"}
+    response = client.post(f"/items/{item.id}/buy/", form, follow=True)
+    assert "The price has changed" in response.content.decode()
+
+    rival_client = logged_in(rival)
+    rival_confirm = page(rival_client, f"/items/{item.id}/buy/")
+    rival_client.post(f"/items/{item.id}/buy/", {
+        "idempotency_key": hidden(rival_confirm, "idempotency_key"), "expected_price": "1000"})
+    response = client.post(f"/items/{item.id}/buy/", {
+        "idempotency_key": hidden(confirm, "idempotency_key") + "x", "expected_price": "1000"}, follow=True)
+    assert response.redirect_chain[-1][0] == "/"
+    assert "no longer for sale" in response.content.decode()
+    assert balance_of(buyer.id) == 10_000 and balance_of(rival.id) == 9_000
+
+
+# --------------------------------------------------------------------------- wallet and pages
+
+
+def test_deposit_once_per_form():
+    user = make_user("saver")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    html = page(client, "/wallet/")
+    assert "No money movements yet" in html
+    form = {"csrfmiddlewaretoken": hidden(html, "csrfmiddlewaretoken"), "idempotency_key": hidden(html, "idempotency_key"),
+            "amount": "25.50"}
+    response = client.post("/wallet/", form, follow=True)
+    assert "Deposited $25.50" in response.content.decode()
+    client.post("/wallet/", form)
+    assert balance_of(user.id) == 2550
+    html = page(client, "/wallet/")
+    assert "$25.50" in html and html.count("<td>Deposit</td>") == 1
+    response = client.post("/wallet/", {**form, "amount": "0", "idempotency_key": "web-other"})
+    assert "at least 0.01" in response.content.decode()
+    response = client.post("/wallet/", {**form, "amount": "99.00"}, follow=True)  # the old form, other amount
+    assert "already sent with other values" in response.content.decode()
+    assert balance_of(user.id) == 2550
+
+
+def test_wallet_history_pages_by_cursor():
+    user = make_user("saver")
+    for _ in range(55):
+        fund(user, 100)
+    client = logged_in(user)
+    html = page(client, "/wallet/")
+    assert html.count("<td>Deposit</td>") == 50
+    cursor = re.search(r'href="\?cursor=([^"]+)" rel="next"', html).group(1)
+    assert page(client, f"/wallet/?cursor={cursor}").count("<td>Deposit</td>") == 5
+
+
+def test_every_page_shows_its_empty_state_for_a_new_user():
+    client = logged_in(make_user("newbie"))
+    expected = {
+        "/": "No listings yet", "/search/?q=anything": "No listings match", "/sell/": "Sell something",
+        "/inventory/": "You have no items yet", "/wallet/": "No money movements yet",
+        "/purchases/": "You haven't bought anything yet", "/sales/": "No sales yet", "/dashboard/": "Nothing here yet",
+    }
+    for url, text in expected.items():
+        assert text in page(client, url), url
+
+
+def test_every_page_renders_for_a_user_with_data():
+    seller, buyer = make_user("seller"), make_user("buyer")
+    fund(buyer, 50_000)
+    items = [create_item(seller, title=f"Thing {n}", price=1000 + n, category="Toys") for n in range(3)]
+    buying = logged_in(buyer)
+    confirm = page(buying, f"/items/{items[0].id}/buy/")
+    buying.post(f"/items/{items[0].id}/buy/", {
+        "idempotency_key": hidden(confirm, "idempotency_key"), "expected_price": hidden(confirm, "expected_price")})
+    selling = logged_in(seller)
+    for client, urls in [
+        (buying, ["/", "/search/", "/search/?q=thing&sort=-price", "/search/?category=Toys", f"/items/{items[1].id}/",
+                  f"/items/{items[1].id}/buy/", "/inventory/", "/wallet/", "/purchases/", "/dashboard/", "/sell/"]),
+        (selling, ["/", "/inventory/", "/wallet/", "/sales/", "/dashboard/", f"/items/{items[1].id}/edit/",
+                   f"/items/{items[0].id}/"]),
+    ]:
+        for url in urls:
+            page(client, url)
+    dashboard = page(buying, "/dashboard/")
+    assert "$490.00" in dashboard and "Thing 0" in dashboard  # balance after the purchase; the latest purchase
+    assert "$10.00" in page(selling, "/dashboard/")  # earned
+    assert "Sold" in page(selling, f"/items/{items[0].id}/")
+
+
+def test_static_files_and_money_filter():
+    from app.web.templatetags.money import money
+
+    assert (money(1250), money(-5), money(0)) == ("$12.50", "-$0.05", "$0.00")
+    html = page(Client(), "/")
+    assert 'name="viewport"' in html and "/static/web/site.css" in html
+    response = Client().get("/static/web/site.css")  # served by WhiteNoise
+    assert response.status_code == 200 and b":focus-visible" in b"".join(response.streaming_content)
+
+
+def test_error_pages_use_the_site_templates_when_debug_is_off(settings):
+    from django.test import RequestFactory
+
+    from app.core.errors import server_error
+
+    settings.DEBUG = False
+    response = Client().get("/items/1/")
+    assert response.status_code == 404 and "Page not found" in response.content.decode()
+    assert "Back to the home page" in response.content.decode()
+    response = server_error(RequestFactory().get("/dashboard/"))
+    assert response.status_code == 500 and "Something went wrong on our side" in response.content.decode()
+    assert server_error(RequestFactory().get("/api/v1/wallet")).status_code == 500  # JSON for the API
