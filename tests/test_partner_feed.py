@@ -219,4 +219,4 @@ def test_61st_request_in_a_minute_is_429_across_two_server_processes(partner_key
     assert [r.status_code for r in statuses[:60]] == [200] * 60
     assert statuses[60].status_code == 429
     assert statuses[60].json()["error"]["code"] == "throttled"
-    assert 1 <= int(statuses[60].headers["Retry-After"]) <= 60
+    assert int(statuses[60].headers["Retry-After"]) in range(1, 61)
