@@ -6,12 +6,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 REQS_STAMP := $(VENV)/.requirements-installed
+NODE_STAMP := node_modules/.npm-ci-done
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 TEST_CLUSTER := test
 
-.PHONY: help setup system-packages venv run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc bench-search
+.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc bench-search
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
@@ -22,7 +23,7 @@ help:
 	@echo "make cluster-down    stop the dev cluster (data kept)"
 	@echo "make cluster-destroy delete the dev cluster and its data"
 
-setup: system-packages venv
+setup: system-packages venv node-packages
 
 system-packages:
 	@bash cluster/install-system-packages.sh
@@ -33,6 +34,14 @@ $(REQS_STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing Python packages into $(VENV) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+# Front-end packages (Chart.js) at the versions of package-lock.json; the app serves them itself (no CDN).
+node-packages: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@echo "installing front-end packages into node_modules ..."
+	@npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 cluster-up: setup

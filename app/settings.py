@@ -198,6 +198,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Chart.js from npm (package.json; `make` runs `npm ci`), served as static/vendor/chart.js/chart.umd.min.js.
+STATICFILES_DIRS = [("vendor/chart.js", BASE_DIR / "node_modules" / "chart.js" / "dist")]
 # WhiteNoise serves STATIC_ROOT (filled by collectstatic) in production; in development, and in tests
 # (which turn DEBUG off), it finds the apps' files itself, so STATIC_ROOT need not exist.
 WHITENOISE_AUTOREFRESH = DEBUG

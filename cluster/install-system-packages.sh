@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the local cluster needs, only when they are missing:
-# PostgreSQL 15 (server and contrib) and pgbouncer. Safe to run repeatedly.
+# Installs the Debian packages the project needs, only when they are missing: PostgreSQL 15
+# (server and contrib) and pgbouncer for the local cluster, Node.js and npm for the web pages'
+# front-end packages (Chart.js), and Chromium for the browser tests. Safe to run repeatedly.
 set -euo pipefail
 
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 missing=()
 [ -x "$PG_BINDIR/postgres" ] || missing+=(postgresql postgresql-contrib)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+# The browser tests launch this binary themselves (Playwright never downloads a browser here).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
@@ -14,7 +18,7 @@ if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo >/dev/null; then SUD
   exit 1
 fi
 if ! command -v apt-get >/dev/null; then
-  echo "error: ${missing[*]} missing and this is not a Debian-like system: install PostgreSQL 15 and pgbouncer, or set PG_BINDIR" >&2
+  echo "error: ${missing[*]} missing and this is not a Debian-like system: install them by hand (for PostgreSQL 15, PG_BINDIR may point at its binaries)" >&2
   exit 1
 fi
 
