@@ -79,6 +79,28 @@ def test_register_log_out_and_log_in_through_the_forms_with_csrf():
     assert client.get("/dashboard/").status_code == 200
 
 
+def test_web_login_counts_against_the_api_login_limit():
+    make_user("alice")
+    api, web = Client(), Client()
+    for _ in range(5):
+        response = api.post("/api/v1/auth/token", {"username": "alice", "password": "wrong"}, content_type="application/json")
+        assert response.status_code == 401
+    for _ in range(5):
+        response = web.post("/login/", {"username": "ALICE", "password": "wrong"})  # usernames count ignoring case
+        assert response.status_code == 200 and "correct username and password" in response.content.decode()
+
+    response = web.post("/login/", {"username": "alice", "password": PASSWORD})  # the 11th attempt, the right password
+    html = response.content.decode()
+    assert response.status_code == 200 and "Too many login attempts for this username" in html
+    assert re.search(r'class="form-errors" role="alert"><p>Too many login attempts.*Wait \d+ seconds', html)
+    assert web.get("/dashboard/").status_code == 302  # not logged in
+    assert api.post("/api/v1/auth/token", {"username": "alice", "password": PASSWORD},
+                    content_type="application/json").status_code == 429  # the web's attempts count for the API too
+
+    make_user("bob")  # another username from the same address is not held back
+    assert web.post("/login/", {"username": "bob", "password": PASSWORD}).status_code == 302
+
+
 def test_register_shows_errors_next_to_fields():
     make_user("bob")
     client = Client()

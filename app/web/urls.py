@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
+from .forms import LoginForm
 
 app_name = "web"
 
@@ -20,7 +21,7 @@ urlpatterns = [
     path("sales/", views.sales, name="sales"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("register/", views.register, name="register"),
-    path("login/", auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
-         name="login"),
+    path("login/", auth_views.LoginView.as_view(template_name="web/login.html", authentication_form=LoginForm,
+                                                redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="web:home"), name="logout"),
 ]
