@@ -1,9 +1,16 @@
 """The server-rendered web pages (app.web), through Django's test client on the real test cluster."""
+import csv
+import io
+import json
+import os
 import re
+from datetime import timedelta
 
+import cluster
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from app.catalog.models import Item
 from app.catalog.services import create_item
@@ -11,7 +18,8 @@ from app.wallet.models import LedgerEntry
 from app.wallet.selectors import balance_of, ledger_of
 from app.wallet.services import deposit
 from sharding.routing import node_for_id, node_for_user
-from sharding.transactions import atomic_on_nodes
+from sharding.transactions import atomic_on_nodes, make_gid
+from tests.conftest import worker_names
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
@@ -391,3 +399,178 @@ def test_error_pages_use_the_site_templates_when_debug_is_off(settings):
     response = server_error(RequestFactory().get("/dashboard/"))
     assert response.status_code == 500 and "Something went wrong on our side" in response.content.decode()
     assert server_error(RequestFactory().get("/api/v1/wallet")).status_code == 500  # JSON for the API
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def buy_through_the_page(client, item):
+    confirm = page(client, f"/items/{item.id}/buy/")
+    response = client.post(f"/items/{item.id}/buy/", {
+        "idempotency_key": hidden(confirm, "idempotency_key"), "expected_price": hidden(confirm, "expected_price")})
+    assert response.status_code == 302 and response["Location"] == "/dashboard/"
+
+
+def chart_data(html, chart_id):
+    match = re.search(rf'<script id="{chart_id}-data" type="application/json">(.*?)</script>', html)
+    assert match, f"no data of {chart_id}"
+    return json.loads(match.group(1))
+
+
+def test_reports_page_charts_and_tables_sales_and_purchases_per_period_with_csv_links():
+    seller, buyer = make_user("seller"), make_user("buyer")
+    fund(buyer, 50_000)
+    lamp, desk = create_item(seller, title="Lamp", price=1250), create_item(seller, title="Desk", price=10_000)
+    buying, selling = logged_in(buyer), logged_in(seller)
+    buy_through_the_page(buying, lamp)
+    buy_through_the_page(buying, desk)
+    today = timezone.now().date()
+
+    html = page(buying, "/reports/")
+    assert "/static/vendor/chart.js/chart.umd.min.js" in html and "/static/web/reports.js" in html
+    assert re.search(r"<dt>Bought</dt><dd>2</dd>.*<dt>Spent</dt><dd>\$112.50</dd>", html, re.S)
+    chart = chart_data(html, "activity-chart")
+    assert len(chart["labels"]) == 30 and chart["labels"][-1] == today.isoformat()  # the last 30 days, none left out
+    assert [s["label"] for s in chart["datasets"]] == ["Sales", "Purchases"]
+    assert chart["datasets"][1]["data"][-1] == 112.5 and sum(chart["datasets"][1]["data"]) == 112.5
+    assert sum(chart["datasets"][0]["data"]) == 0
+    # The table beside the chart: one row per period with activity, and the totals.
+    assert re.search(rf'<th scope="row">{today.isoformat()}</th>\s*<td class="num">0</td><td class="num">\$0.00</td>\s*'
+                     r'<td class="num">2</td><td class="num">\$112.50</td>', html)
+    assert 'aria-describedby="activity-chart-table"' in html and 'id="activity-chart-table"' in html
+
+    week = page(selling, "/reports/?group_by=week")
+    monday = today - timedelta(days=today.weekday())
+    assert re.search(rf'<th scope="row">{monday.isoformat()}</th>\s*<td class="num">2</td><td class="num">\$112.50</td>', week)
+    assert "Week starting" in week and chart_data(week, "activity-chart")["labels"][-1] == monday.isoformat()
+    month = page(selling, f"/reports/?group_by=month&from={today.replace(day=1).isoformat()}")
+    assert chart_data(month, "activity-chart")["labels"] == [today.strftime("%Y-%m")]
+
+    # The CSV links are the API's exports of the same days, and the browser's session is enough for them.
+    links = re.findall(r'<a href="([^"]+)" download>', html)
+    first = (today - timedelta(days=29)).isoformat()
+    assert links == [f"/api/v1/reports/{name}?from={first}&amp;to={today.isoformat()}&amp;format=csv"
+                     for name in ("sales", "purchases", "transactions")]
+    response = buying.get(links[1].replace("&amp;", "&"))
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert sorted(row["title"] for row in rows) == ["Desk", "Lamp"]
+    assert Client().get(links[1].replace("&amp;", "&")).status_code in (401, 403)  # not without logging in
+
+
+def test_reports_page_shows_bad_days_next_to_the_field_and_an_empty_state():
+    client = logged_in(make_user("newbie"))
+    html = page(client, "/reports/?from=2026-05-02&to=2026-05-01", status=400)
+    assert re.search(r'id="r-from"[^>]*aria-invalid="true".*?<p class="field-error" id="r-from-error" role="alert">'
+                     r"Must be on or before `to`.</p>", html, re.S)
+    assert "Date has wrong format" in page(client, "/reports/?to=yesterday", status=400)
+    assert "is not a valid choice" in page(client, "/reports/?group_by=year", status=400)
+    html = page(client, "/reports/?from=2026-01-01&to=2026-01-31")
+    assert "No sales or purchases from 2026-01-01 to 2026-01-31" in html and "<canvas" not in html
+    assert "sell something" in html and "(CSV)" in html
+    assert Client().get("/reports/")["Location"].startswith("/login/")
+
+
+def test_chart_library_is_served_by_the_app():
+    response = Client().get("/static/vendor/chart.js/chart.umd.min.js")
+    assert response.status_code == 200
+    assert b"Chart.js v4" in b"".join(response.streaming_content)[:200]
+
+
+# --------------------------------------------------------------------------- staff pages
+
+
+def make_staff(name):
+    user = make_user(name)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    return user
+
+
+def test_staff_pages_do_not_exist_for_other_users(settings):
+    settings.DEBUG = False  # the site's own 404 page
+    client = logged_in(make_user("someone"))
+    for url in ["/reports/platform/", "/staff/cluster/"]:
+        response = client.get(url)
+        assert response.status_code == 404 and "Page not found" in response.content.decode(), url
+        assert Client().get(url)["Location"].startswith("/login/?next="), url
+    nav = page(client, "/dashboard/").split("<main")[0]
+    assert "/reports/" in nav and "/staff/cluster/" not in nav and "/reports/platform/" not in nav
+    staff_nav = page(logged_in(make_staff("admin")), "/dashboard/").split("<main")[0]
+    assert "/staff/cluster/" in staff_nav and "/reports/platform/" in staff_nav
+
+
+def users_on_two_workers():
+    """Two new users whose rows live on different workers (user ids route by id mod logical shards)."""
+    first = make_user("first")
+    for n in range(50):
+        other = make_user(f"second{n}")
+        if node_for_user(other.id) != node_for_user(first.id):
+            return first, other
+    raise AssertionError("no second user landed on another worker")
+
+
+def test_platform_report_page_sums_every_worker():
+    a, b = users_on_two_workers()
+    fund(a, 100_000)
+    fund(b, 100_000)
+    for seller, buyer, price in [(a, b, 1500), (b, a, 2500), (b, a, 4000)]:
+        buy_through_the_page(logged_in(buyer), create_item(seller, title=f"Thing {price}", price=price,
+                                                           category="Toys" if price > 2000 else "Books"))
+    html = page(logged_in(make_staff("admin")), "/reports/platform/?group_by=month")
+    assert re.search(r"<dt>Sales</dt><dd>3</dd>.*<dt>GMV</dt><dd>\$80.00</dd>.*<dt>Active sellers</dt><dd>2</dd>"
+                     r".*<dt>Active buyers</dt><dd>2</dd>", html, re.S)
+    assert sum(chart_data(html, "gmv-chart")["datasets"][0]["data"]) == 80
+    assert re.search(r"<td>Toys</td><td class=\"num\">2</td><td class=\"num\">\$65.00</td>", html)
+    assert "/api/v1/reports/platform?" in html and "format=csv" in html
+
+
+def test_cluster_page_shows_nodes_shards_row_counts_and_in_doubt_transactions(direct_connect):
+    a, b = users_on_two_workers()
+    fund(a, 5000)
+    create_item(a, title="Lamp", price=100)
+    create_item(b, title="Desk", price=100)
+    victim = worker_names()[-1]
+    gid = make_gid(987654321, victim)
+    prepared = direct_connect(victim)
+    with prepared.cursor() as cursor:
+        cursor.execute("BEGIN")
+        cursor.execute("PREPARE TRANSACTION %s", [gid])
+    try:
+        html = page(logged_in(make_staff("admin")), "/staff/cluster/")
+    finally:
+        with prepared.cursor() as cursor:
+            cursor.execute("ROLLBACK PREPARED %s", [gid])
+
+    expected_rows = {}
+    for name in worker_names():
+        with direct_connect(name).cursor() as cursor:
+            expected_rows[name] = []
+            for table in ("wallet_wallet", "wallet_ledgerentry", "catalog_item", "orders_purchase", "orders_sale"):
+                cursor.execute(f"SELECT count(*) FROM {table}")
+                expected_rows[name].append(cursor.fetchone()[0])
+    assert sum(sum(counts) for counts in expected_rows.values()) >= 4  # a wallet, a ledger entry, two items
+    for name, counts in expected_rows.items():
+        cells = "".join(f'<td class="num">{count}</td>' for count in counts)
+        assert re.search(rf'<th scope="row">{name}</th>\s*{cells}', html), name
+        assert re.search(rf'<th scope="row">{name}</th>\s*<td>worker</td>.*?status-up">up</span>.*?<td>32 ', html, re.S)
+    assert re.search(r'<th scope="row">coordinator</th>\s*<td>coordinator</td>', html)
+    assert "Exact counts (<code>count(*)</code>" in html
+    assert re.search(rf"<td>{victim}</td><td><code>{gid}</code></td><td class=\"num\">\d+\.\d s</td>", html)
+
+
+def test_cluster_page_renders_while_a_worker_is_down():
+    client = logged_in(make_staff("admin"))
+    name, victim = os.environ["CLUSTER_NAME"], worker_names()[-1]
+    cluster.stop_node(name, victim, log=lambda *_: None)
+    try:
+        response = client.get("/staff/cluster/")
+    finally:
+        cluster.start_node(name, victim, log=lambda *_: None)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert re.search(rf'<th scope="row">{victim}</th>\s*<td>worker</td>.*?status-down">down</span>', html, re.S)
+    assert re.search(rf'<th scope="row">{victim}</th>\s*<td colspan="5"><span class="status status-down">no answer', html)
+    assert f"Total (without {victim})" in html and f"{victim} could not be asked" in html
+    others = [w for w in worker_names() if w != victim]
+    assert all(re.search(rf'<th scope="row">{w}</th>\s*<td>worker</td>.*?status-up">up</span>', html, re.S) for w in others)

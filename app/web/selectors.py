@@ -1,8 +1,23 @@
 """Reads the web pages need, built on the other apps' selectors."""
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from app.catalog.models import Item
 from app.catalog.selectors import visible_item
 from app.core.errors import NotFound
+from app.orders.models import Purchase, Sale
+from app.reports.selectors import PURCHASES, SALES, summarize, user_rows
+from app.wallet.models import LedgerEntry, Wallet
+from sharding.config import node_alias
 from sharding.cursors import decode_cursor, encode_cursor
 from sharding.errors import InvalidCursorError, InvalidIdError
+from sharding.fanout import fan_out
+from sharding.health import node_health
+from sharding.recovery import in_doubt_transactions
+from sharding.routing import coordinator, current_placement
 
 
 def item_for(item_id, viewer_id=None):
@@ -33,3 +48,104 @@ def newest_first(queryset, cursor, size):
     rows = list(queryset.order_by("-id")[: size + 1])
     next_cursor = encode_cursor((rows[size - 1].id,)) if len(rows) > size else None
     return rows[:size], next_cursor
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def period_starts(first_day, last_day, group_by):
+    """The first day of every period that overlaps first_day ... last_day, named as the reports name them
+    (date_trunc: a week starts on Monday, a month on its 1st)."""
+    if group_by == "week":
+        day = first_day - timedelta(days=first_day.weekday())
+    elif group_by == "month":
+        day = first_day.replace(day=1)
+    else:
+        day = first_day
+    starts = []
+    while day <= last_day:
+        starts.append(day)
+        if group_by == "month":
+            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            day += timedelta(days=7 if group_by == "week" else 1)
+    return starts
+
+
+def activity_report(user_id, first_day, last_day, group_by):
+    """The user's sales and purchases per period, from the reports app's sales and purchases reports:
+    {"periods": [{"period", "sales", "purchases"}] oldest first, those with either; "sales" and "purchases": totals}."""
+    figures = {}
+    for report in (SALES, PURCHASES):
+        periods, totals = summarize(user_rows(user_id, report, first_day, last_day), report.figures, group_by)
+        figures[report.name] = ({row.pop("period"): row for row in periods}, totals)
+    (sales, sales_totals), (purchases, purchase_totals) = figures["sales"], figures["purchases"]
+    nothing = {"count": 0, "amount": 0}
+    return {
+        "periods": [
+            {"period": start, "sales": sales.get(start, nothing), "purchases": purchases.get(start, nothing)}
+            for start in sorted(sales.keys() | purchases.keys())
+        ],
+        "sales": sales_totals,
+        "purchases": purchase_totals,
+    }
+
+
+# --------------------------------------------------------------------------- the cluster (staff)
+
+
+# The main tables of a worker, counted exactly (count(*)) on the cluster page.
+COUNTED_TABLES = (("Wallets", Wallet), ("Ledger entries", LedgerEntry), ("Items", Item), ("Purchases", Purchase),
+                  ("Sales", Sale))
+
+
+def _row_counts(alias):
+    return [model.objects.using(alias).count() for _, model in COUNTED_TABLES]
+
+
+@dataclass
+class NodeOverview:
+    name: str
+    role: str
+    address: str  # host:port of its PostgreSQL
+    bouncer_port: int | None
+    up: bool
+    latency_ms: float | None
+    shards: list | None  # the logical shards a worker holds; None for the coordinator
+    row_counts: list | None  # in COUNTED_TABLES' order; None for the coordinator or a worker that did not answer
+    in_doubt: list | None  # sharding.recovery.InDoubt of a worker; None if unreachable or the coordinator
+
+
+def cluster_overview():
+    """Every node as the cluster page shows it. Asks every node, and never fails for one that is down."""
+    health = node_health()
+    placement = current_placement()  # the catalogue lives on the coordinator, which served this request's session
+    # A worker that gives no answer within the fan-out timeout is shown as such, not an error page.
+    counts = fan_out(_row_counts, allow_partial=True).results
+    prepared = in_doubt_transactions()
+    config = {node_alias(node): node for node in settings.CLUSTER_CONFIG["nodes"]}
+    nodes = []
+    for node in health:
+        alias = coordinator() if node.role == "coordinator" else node.name
+        is_worker = alias != coordinator()
+        nodes.append(NodeOverview(
+            name=node.name, role=node.role,
+            address=f"{config[alias]['host']}:{config[alias]['port']}", bouncer_port=config[alias].get("bouncer_port"),
+            up=node.ok, latency_ms=node.latency_ms,
+            shards=placement.shards_of_node(alias) if is_worker else None,
+            row_counts=counts.get(alias), in_doubt=prepared.get(alias),
+        ))
+    workers = [node for node in nodes if node.role == "worker"]
+    answered = [node.row_counts for node in workers if node.row_counts is not None]
+    return {
+        "nodes": nodes,
+        "workers": workers,
+        "tables": [label for label, _ in COUNTED_TABLES],
+        # Over the workers that answered; the page says when one did not.
+        "total_rows": [sum(column) for column in zip(*answered)] if answered else None,
+        "silent_workers": [node.name for node in workers if node.row_counts is None],
+        "in_doubt": sorted((entry for node in workers for entry in node.in_doubt or []), key=lambda e: -e.age_seconds),
+        "placement_version": placement.version,
+        "logical_shards": len(placement.nodes),
+        "users": get_user_model().objects.using(coordinator()).count(),
+    }

@@ -1,9 +1,13 @@
 """Server-rendered pages: thin views over the same services and selectors as the API."""
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from app.accounts.selectors import account_overview
@@ -18,6 +22,8 @@ from app.core.idempotency import KeyReused, fingerprint, run_idempotent
 from app.orders.selectors import purchases_of, sales_of
 from app.orders.serializers import PlacedOrderOut
 from app.orders.services import place_order
+from app.reports.selectors import platform_report
+from app.reports.serializers import ReportParams
 from app.wallet import services as wallet
 from app.wallet.selectors import balance_of, ledger_of
 from app.wallet.serializers import DepositOut
@@ -26,7 +32,8 @@ from sharding.routing import node_for_id, node_for_user
 from sharding.transactions import LockTimeoutError
 
 from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm
-from .selectors import item_for, newest_first, own_item
+from .selectors import activity_report, cluster_overview, item_for, newest_first, own_item, period_starts
+from .templatetags.periods import period_label
 
 HOME_LISTINGS = 12
 SEARCH_PAGE_SIZE = 20
@@ -34,6 +41,8 @@ LIST_PAGE_SIZE = 50
 SEARCH_PARAMS = ("q", "min_price", "max_price", "category", "sort")
 SORT_CHOICES = [("relevance", "Best match"), ("newest", "Newest"), ("price", "Price: low to high"),
                 ("-price", "Price: high to low")]
+REPORT_PARAMS = ("from", "to", "group_by")
+GROUP_BY_CHOICES = [("day", "Day"), ("week", "Week"), ("month", "Month")]
 
 
 def _viewer_id(request):
@@ -52,6 +61,17 @@ def _own_item_or_404(owner_id, item_id):
         return own_item(owner_id, item_id)
     except NotFound:
         raise Http404("No such item.") from None
+
+
+def staff_only(view):
+    """A page for staff: others are asked to log in, and for users who are not staff it does not exist (404)."""
+    @wraps(view)
+    @login_required
+    def staff_view(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise Http404("No such page.")
+        return view(request, *args, **kwargs)
+    return staff_view
 
 
 def _error_message(body):
@@ -306,3 +326,78 @@ def register(request):
             messages.success(request, f"Welcome, {user.username}! Deposit some money to start buying, or sell something.")
             return redirect("web:dashboard")
     return render(request, "web/register.html", {"form": form})
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _report_context(request):
+    """The period chooser, checked by the reports API's rules (ReportParams): (context, params or None)."""
+    raw = {name: request.GET.get(name, "").strip() for name in REPORT_PARAMS}
+    params = ReportParams(data={name: value for name, value in raw.items() if value})
+    context = {"params": raw, "group_by_choices": GROUP_BY_CHOICES, "errors": {}}
+    if not params.is_valid():
+        context["errors"] = {field: [str(m) for m in msgs] for field, msgs in params.errors.items()}
+        return context, None
+    data = params.validated_data
+    context["params"] = {"from": data["from"].isoformat(), "to": data["to"].isoformat(), "group_by": data["group_by"]}
+    return context, data
+
+
+def _csv_url(url_name, params):
+    """The API report's CSV export of the same days: the browser's session logs it in."""
+    query = urlencode({"from": params["from"].isoformat(), "to": params["to"].isoformat(), "format": "csv"})
+    return f"{reverse(url_name)}?{query}"
+
+
+def _money_chart(params, series):
+    """Data for reports.js: a label for every period of the range (none left out, so the time axis has no
+    gaps) and a dataset of dollar amounts per (label, {period: minor units})."""
+    starts = period_starts(params["from"], params["to"], params["group_by"])
+    return {
+        "labels": [period_label(start, params["group_by"]) for start in starts],
+        "datasets": [{"label": label, "data": [amounts.get(start, 0) / 100 for start in starts]}
+                     for label, amounts in series],
+    }
+
+
+@login_required
+def reports(request):
+    context, params = _report_context(request)
+    if params is None:
+        return render(request, "web/reports.html", context, status=400)
+    activity = activity_report(request.user.id, params["from"], params["to"], params["group_by"])
+    context.update(
+        activity=activity,
+        chart=_money_chart(params, [
+            ("Sales", {row["period"]: row["sales"]["amount"] for row in activity["periods"]}),
+            ("Purchases", {row["period"]: row["purchases"]["amount"] for row in activity["periods"]}),
+        ]),
+        csv_links=[(label, _csv_url(url_name, params)) for label, url_name in [
+            ("Sales", "reports:sales"), ("Purchases", "reports:purchases"), ("Wallet transactions", "reports:transactions"),
+        ]],
+    )
+    return render(request, "web/reports.html", context)
+
+
+@staff_only
+def platform_report_page(request):
+    context, params = _report_context(request)
+    if params is None:
+        return render(request, "web/platform_report.html", context, status=400)
+    try:
+        report = platform_report(params["from"], params["to"], params["group_by"])
+    except FanOutError as error:
+        context["errors"] = {"non_field_errors": [f"Some workers did not answer ({', '.join(error.nodes)}); try again."]}
+        return render(request, "web/platform_report.html", context, status=503)
+    context.update(
+        report=report,
+        chart=_money_chart(params, [("GMV", {row["period"]: row["gmv"] for row in report["periods"]})]),
+        csv_url=_csv_url("reports:platform", params),
+    )
+    return render(request, "web/platform_report.html", context)
+
+
+@staff_only
+def cluster_page(request):
+    return render(request, "web/cluster.html", {"cluster": cluster_overview()})
