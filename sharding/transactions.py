@@ -14,6 +14,11 @@ commit, as Citus does it:
      on the coordinator;
   5. COMMIT PREPARED everywhere. A failure here is left to recovery and the
      caller is told the transaction committed.
+Round trips are what a cross-worker transaction costs on top of a local one,
+so none is spent that the protocol does not need: a participant is known to
+have written from the statements it was sent (the node is asked only when
+it saw none), a prepared participant gets no COMMIT from Django, and the
+coordinator's statements go two to a round trip.
 The coordinator transaction that writes the decision holds an advisory lock
 on the transaction id from before the first PREPARE until the commit point,
 so recovery can tell "still running" from "gone without a decision".
@@ -23,6 +28,8 @@ import random
 import secrets
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+
+import psycopg2.extensions
 
 from django.conf import settings
 from django.db import OperationalError, connections, transaction
@@ -125,39 +132,131 @@ def atomic_on_nodes(aliases):
 
 def _two_phase_commit(tx):
     decision = _Decision(tx)
-    prepared = []
-    try:
-        with ExitStack() as participants:
-            for alias in tx.nodes:
-                participants.enter_context(transaction.atomic(using=alias))
-                _set_lock_timeout(alias)
-            yield tx
-            writers = [alias for alias in tx.nodes if _wrote(alias)]
-            if len(writers) > 1:
-                decision.begin()
-                for alias in writers:
-                    with connections[alias].cursor() as cursor:
-                        cursor.execute("PREPARE TRANSACTION %s", [tx.gid(alias)])
-                    prepared.append(alias)
-                    if len(prepared) == 1:
-                        failpoints.failpoint(failpoints.AFTER_FIRST_PREPARE)
-        # Leaving the block committed the read-only participants (or the only
-        # writer, in one phase); Django's COMMIT is a no-op for prepared ones.
-        if not prepared:
+    branches = [_Branch(alias, tx.gid(alias)) for alias in tx.nodes]
+    with ExitStack() as participants:
+        for branch in branches:
+            participants.enter_context(transaction.atomic(using=branch.alias))
+            branch.begin()
+            # Unwinding rolls back whatever a failure left open, before Django's atomic block ends.
+            participants.callback(branch.abandon)
+            participants.enter_context(branch.watch_writes())
+            _set_lock_timeout(branch.alias)
+        yield tx
+        writers = [branch for branch in branches if branch.wrote()]
+        # Read-only participants first: if one fails, the writers still roll back.
+        for branch in branches:
+            if branch not in writers:
+                branch.commit_one_phase()
+        if len(writers) == 1:
+            writers[0].commit_one_phase()
+        if len(writers) < 2:
             return
+        _prepare_and_decide(tx, decision, writers)
+        try:
+            for position, branch in enumerate(writers):
+                failpoints.failpoint(failpoints.AFTER_DECISION if position == 0 else failpoints.BETWEEN_COMMITS)
+                branch.commit_prepared()
+        except failpoints.FailpointError:
+            _crash(writers)
+            raise
+
+
+def _prepare_and_decide(tx, decision, writers):
+    """Phases 3 and 4; returns once the decision is committed, raises (branches left to unwinding) otherwise."""
+    try:
+        decision.begin()
+        for position, branch in enumerate(writers):
+            branch.prepare()
+            if position == 0:
+                failpoints.failpoint(failpoints.AFTER_FIRST_PREPARE)
         failpoints.failpoint(failpoints.BEFORE_DECISION)
-        decision.commit(prepared)
+        decision.commit([branch.alias for branch in writers])
     except failpoints.FailpointError:
-        decision.abort()  # a simulated crash: the prepared transactions stay, as after a real one
+        decision.abort()
+        _crash(writers)
         raise
     except BaseException:
         decision.abort()
-        if decision.committed_after_error():
-            logger.warning("transaction %s committed despite an error at its commit point", tx.txid, exc_info=True)
-        else:
-            _rollback_prepared(tx, prepared)
-            raise
-    _commit_prepared(tx, prepared)
+        if not decision.committed_after_error():
+            raise  # unwinding rolls every branch back, prepared or not
+        logger.warning("transaction %s committed despite an error at its commit point", tx.txid, exc_info=True)
+
+
+def _crash(branches):
+    """A simulated crash (a failpoint): drop the connections, so what is prepared stays prepared."""
+    for branch in branches:
+        connections[branch.alias].close()
+
+
+WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "MERGE")
+
+
+class _Branch:
+    """One participant's part, driven through psycopg2's two-phase API (tpc_*).
+
+    psycopg2 then knows the branch ended at COMMIT PREPARED, and Django's
+    atomic block closes without the no-op COMMIT it would otherwise send.
+    """
+
+    def __init__(self, alias, gid):
+        self.alias, self.gid = alias, gid
+        self.sent_write = False
+
+    @property
+    def connection(self):
+        return connections[self.alias]
+
+    def _tpc(self, method):
+        with self.connection.wrap_database_errors:
+            getattr(self.connection.connection, method)()
+
+    def begin(self):
+        self.connection.ensure_connection()
+        with self.connection.wrap_database_errors:
+            self.connection.connection.tpc_begin(self.gid)
+
+    def watch_writes(self):
+        def observe(execute, sql, params, many, context):
+            if sql.lstrip()[:6].upper().startswith(WRITE_VERBS):
+                self.sent_write = True
+            return execute(sql, params, many, context)
+
+        return self.connection.execute_wrapper(observe)
+
+    def wrote(self):
+        # A data-changing statement sent is enough; otherwise ask the node, since a
+        # SELECT can still write (row locks, a function that writes).
+        return self.sent_write or _wrote(self.alias)
+
+    def commit_one_phase(self):
+        self._tpc("tpc_commit")
+
+    def prepare(self):
+        self._tpc("tpc_prepare")
+
+    def commit_prepared(self):
+        """Phase 5. The transaction is committed already: a failure only delays it until recovery."""
+        try:
+            self._tpc("tpc_commit")
+        except Exception as exc:  # noqa: BLE001 - recovery commits it
+            if getattr(exc.__cause__, "pgcode", None) == UNDEFINED_OBJECT:
+                logger.debug("%s was committed by recovery first", self.gid)
+            else:
+                logger.warning("COMMIT PREPARED %s failed; recovery will commit it", self.gid, exc_info=True)
+            self.connection.close()
+
+    def abandon(self):
+        """Roll back whatever is still open: ROLLBACK, or ROLLBACK PREPARED once prepared."""
+        connection = self.connection
+        if connection.closed_in_transaction or connection.connection is None:
+            return
+        if connection.connection.status == psycopg2.extensions.STATUS_READY:
+            return  # committed
+        try:
+            self._tpc("tpc_rollback")
+        except Exception:  # noqa: BLE001 - recovery rolls back whatever is left
+            logger.warning("could not roll back %s; recovery will", self.gid, exc_info=True)
+            connection.close()
 
 
 class _Decision:
@@ -166,37 +265,40 @@ class _Decision:
     From before the first PREPARE until it ends it holds an advisory lock on
     the transaction id: while the lock is held, recovery leaves the prepared
     transactions alone; once it is free and no record exists, none ever will.
+    Its statements go two to a round trip, outside Django's transaction
+    management (the coordinator connection is otherwise in autocommit).
     """
 
     def __init__(self, tx):
         self.tx = tx
-        self.atomic = None
+        self.open = False
         self.recorded = False
 
-    def begin(self):
-        self.atomic = transaction.atomic(using=COORDINATOR_ALIAS)
-        self.atomic.__enter__()
+    def _execute(self, sql, params=()):
         with connections[COORDINATOR_ALIAS].cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [self.tx.txid])
+            cursor.execute(sql, params)
+
+    def begin(self):
+        self.open = True
+        self._execute("BEGIN; SELECT pg_advisory_xact_lock(%s)", [self.tx.txid])
 
     def commit(self, participants):
-        with connections[COORDINATOR_ALIAS].cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO sharding_transaction_decision (txid, participants, created_at) VALUES (%s, %s, now())",
-                [self.tx.txid, participants],
-            )
         self.recorded = True
-        atomic, self.atomic = self.atomic, None
-        atomic.__exit__(None, None, None)
+        self._execute(
+            "INSERT INTO sharding_transaction_decision (txid, participants, created_at) VALUES (%s, %s, now()); COMMIT",
+            [self.tx.txid, participants],
+        )
+        self.open = False
         logger.debug("transaction %s committed (participants %s)", self.tx.txid, ", ".join(participants))
 
     def abort(self):
-        atomic, self.atomic = self.atomic, None
-        if atomic is not None:
-            try:
-                atomic.__exit__(TransactionManagementError, TransactionManagementError("aborted"), None)
-            except Exception:  # noqa: BLE001 - a lost coordinator connection aborts the transaction anyway
-                connections[COORDINATOR_ALIAS].close()
+        if not self.open:
+            return
+        self.open = False
+        try:
+            self._execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - a lost coordinator connection aborts the transaction anyway
+            connections[COORDINATOR_ALIAS].close()
 
     def committed_after_error(self):
         """Whether the record committed although its COMMIT raised (a connection lost at the commit point)."""
@@ -212,28 +314,3 @@ class _Decision:
                 f"transaction {self.tx.txid}: the coordinator did not answer whether it committed ({exc}); "
                 "recovery will settle it"
             ) from exc
-
-
-def _rollback_prepared(tx, prepared):
-    for alias in prepared:
-        try:
-            with connections[alias].cursor() as cursor:
-                cursor.execute("ROLLBACK PREPARED %s", [tx.gid(alias)])
-        except Exception:  # noqa: BLE001 - recovery rolls back whatever is left
-            logger.warning("could not roll back %s; recovery will", tx.gid(alias), exc_info=True)
-            connections[alias].close()
-
-
-def _commit_prepared(tx, prepared):
-    """Phase 5. The transaction is committed already: a failure only delays it until recovery."""
-    for position, alias in enumerate(prepared):
-        failpoints.failpoint(failpoints.AFTER_DECISION if position == 0 else failpoints.BETWEEN_COMMITS)
-        try:
-            with connections[alias].cursor() as cursor:
-                cursor.execute("COMMIT PREPARED %s", [tx.gid(alias)])
-        except Exception as exc:  # noqa: BLE001 - recovery commits it
-            if getattr(exc.__cause__, "pgcode", None) == UNDEFINED_OBJECT:
-                logger.debug("%s was committed by recovery first", tx.gid(alias))
-                continue
-            logger.warning("COMMIT PREPARED %s failed; recovery will commit it", tx.gid(alias), exc_info=True)
-            connections[alias].close()
