@@ -14,9 +14,12 @@ def lock_wallets(*user_ids):
     """
     locked = {}
     for user_id in sorted(set(user_ids)):
-        alias = node_for_user(user_id)
-        Wallet.objects.using(alias).bulk_create([Wallet(user_id=user_id)], ignore_conflicts=True)
-        locked[user_id] = Wallet.objects.using(alias).select_for_update().get(user_id=user_id)
+        wallets = Wallet.objects.using(node_for_user(user_id))
+        wallet = wallets.select_for_update().filter(user_id=user_id).first()
+        if wallet is None:  # a user's first money: one round trip more, once
+            wallets.bulk_create([Wallet(user_id=user_id)], ignore_conflicts=True)
+            wallet = wallets.select_for_update().get(user_id=user_id)
+        locked[user_id] = wallet
     return locked
 
 
