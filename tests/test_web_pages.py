@@ -500,6 +500,19 @@ def test_staff_pages_do_not_exist_for_other_users(settings):
     assert "/staff/cluster/" in staff_nav and "/reports/platform/" in staff_nav
 
 
+def test_a_new_page_that_fails_shows_the_sites_500_page(settings, monkeypatch):
+    settings.DEBUG = False
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("app.web.views.cluster_overview", broken)
+    client = Client(raise_request_exception=False)
+    client.force_login(make_staff("admin"))
+    response = client.get("/staff/cluster/")
+    assert response.status_code == 500 and "Something went wrong on our side" in response.content.decode()
+
+
 def users_on_two_workers():
     """Two new users whose rows live on different workers (user ids route by id mod logical shards)."""
     first = make_user("first")
