@@ -12,13 +12,14 @@ PORT ?= 8000
 WORKERS ?= 2
 TEST_CLUSTER := test
 
-.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc bench-search
+.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc bench-search bench
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
 	@echo "make test            set up, start the test cluster, run the whole test suite"
 	@echo "make bench-2pc       cross-worker (2PC) vs same-worker transfers per second"
 	@echo "make bench-search    search p50/p99 on 2 workers vs 1 worker holding the same rows"
+	@echo "make bench           the API under Locust on fresh clusters, with its baselines (about 25 min)"
 	@echo "make cluster-status  every node: role, port, up/down, shards, in-doubt transactions"
 	@echo "make cluster-down    stop the dev cluster (data kept)"
 	@echo "make cluster-destroy delete the dev cluster and its data"
@@ -72,6 +73,23 @@ bench-2pc: setup
 # Brings up, seeds (once) and measures its own clusters, bench-search2 and bench-search1, and stops them.
 bench-search: setup
 	@$(PY) -m benchmarks.search_latency --compare $(BENCH_ARGS)
+
+# The load benchmark: fresh clusters bench2w and bench1w, gunicorn, Locust, pgbench; results in benchmarks/results/.
+BENCH_STAMP := $(VENV)/.requirements-bench-installed
+BENCH_DURATION ?= 30
+BENCH_WARMUP ?= 10
+BENCH_USERS ?= 16
+GUNICORN_WORKERS ?= 4
+GUNICORN_THREADS ?= 2
+
+$(BENCH_STAMP): requirements-bench.txt requirements.txt $(REQS_STAMP)
+	@echo "installing the benchmark's Python packages into $(VENV) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	@touch $@
+
+bench: setup $(BENCH_STAMP)
+	@$(PY) -m benchmarks.run_bench --duration $(BENCH_DURATION) --warmup $(BENCH_WARMUP) --users $(BENCH_USERS) \
+		--gunicorn-workers $(GUNICORN_WORKERS) --gunicorn-threads $(GUNICORN_THREADS) $(BENCH_ARGS)
 
 cluster-status: venv
 	@$(PY) -m cluster status
