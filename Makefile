@@ -19,7 +19,7 @@ help:
 	@echo "make test            set up, start the test cluster, run the whole test suite"
 	@echo "make bench-2pc       cross-worker (2PC) vs same-worker transfers per second"
 	@echo "make bench-search    search p50/p99 on 2 workers vs 1 worker holding the same rows"
-	@echo "make bench           the API under Locust on fresh clusters, with its baselines (about 25 min)"
+	@echo "make bench           the API under Locust on fresh clusters, with its baselines (about 22 min)"
 	@echo "make cluster-status  every node: role, port, up/down, shards, in-doubt transactions"
 	@echo "make cluster-down    stop the dev cluster (data kept)"
 	@echo "make cluster-destroy delete the dev cluster and its data"

@@ -7,7 +7,7 @@
 
 1. destroys and recreates two clusters with the cluster tool, `bench2w` (2 workers) and
    `bench1w` (1 worker), migrates them and seeds both with the same deterministic data
-   (`seed_demo --users 10000 --items 112000 --sales 0 --seed 11`: about 100,800 listings),
+   (`seed_demo --users 10000 --items 112000 --sales 0 --seed 11`: 100,622 listings),
    then checks that both hold the same rows and runs VACUUM ANALYZE
    (benchmarks.search_latency's helpers);
 2. prepares each (benchmarks.load_prep): API tokens, money and partner keys for the
