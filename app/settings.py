@@ -210,5 +210,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"sharding": {"handlers": ["console"], "level": os.environ.get("SHARDING_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "sharding": {"handlers": ["console"], "level": os.environ.get("SHARDING_LOG_LEVEL", "INFO")},
+        # Django sends 5xx tracebacks to the console only with DEBUG on: in production they would go nowhere.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }

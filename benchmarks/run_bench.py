@@ -229,7 +229,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ, "CLUSTER_NAME": name, "DB_DIRECT": "1" if direct else "0",
-            "MARKETPLACE_ENV": "production", "DJANGO_SETTINGS_MODULE": "benchmarks.bench_settings", "DJANGO_SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
+            "MARKETPLACE_ENV": "production", "DJANGO_SETTINGS_MODULE": "app.settings", "DJANGO_SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
             "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             # Partner keys are rate limited to 60/min by default: the feed scenario would measure 429s.
             "PARTNER_RATE_LIMIT": "100000000/min", "SITE_URL": self.url,
