@@ -12,12 +12,13 @@ PORT ?= 8000
 WORKERS ?= 2
 TEST_CLUSTER := test
 
-.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc bench-search bench
+.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc bench-round-trips bench-search bench
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
 	@echo "make test            set up, start the test cluster, run the whole test suite"
 	@echo "make bench-2pc       cross-worker (2PC) vs same-worker transfers per second"
+	@echo "make bench-round-trips  round trips per same-worker and cross-worker purchase, per node"
 	@echo "make bench-search    search p50/p99 on 2 workers vs 1 worker holding the same rows"
 	@echo "make bench           the API under Locust on fresh clusters, with its baselines (about 22 min)"
 	@echo "make cluster-status  every node: role, port, up/down, shards, in-doubt transactions"
@@ -69,6 +70,11 @@ bench-2pc: setup
 	@CLUSTER_NAME=bench $(PY) -m cluster up --workers 2
 	@CLUSTER_NAME=bench $(PY) manage.py migrate_cluster
 	@CLUSTER_NAME=bench $(PY) -m benchmarks.twopc_transfers $(BENCH_ARGS)
+
+bench-round-trips: setup
+	@CLUSTER_NAME=bench $(PY) -m cluster up --workers 2
+	@CLUSTER_NAME=bench $(PY) manage.py migrate_cluster
+	@CLUSTER_NAME=bench $(PY) -m benchmarks.round_trips $(BENCH_ARGS)
 
 # Brings up, seeds (once) and measures its own clusters, bench-search2 and bench-search1, and stops them.
 bench-search: setup
