@@ -14,29 +14,13 @@ import argparse
 import os
 import uuid
 
-import psycopg2
-
 from benchmarks.twopc_transfers import _setup_django
+from cluster import bouncer
 
 
 def _query_counts(config):
-    """{node: queries pgbouncer has passed to its database so far}."""
-    counts = {}
-    for node in config["nodes"]:
-        connection = psycopg2.connect(
-            host=node["host"], port=node["bouncer_port"], dbname="pgbouncer",
-            user=config["user"], password=config["password"], connect_timeout=3,
-        )
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW STATS")
-            columns = [column.name for column in cursor.description]
-            for row in cursor.fetchall():
-                stats = dict(zip(columns, row))
-                if stats["database"] == config["database"]:
-                    counts[node["name"]] = stats["total_query_count"]
-        connection.close()
-    return counts
+    """{node: queries its pgbouncer has passed to the database so far}."""
+    return {node["name"]: bouncer.query_count(config, node) for node in config["nodes"]}
 
 
 def _user_on(alias):

@@ -110,6 +110,21 @@ def is_up(cfg: dict, node: dict) -> bool:
         conn.close()
 
 
+def query_count(cfg: dict, node: dict) -> int:
+    """Queries this pgbouncer has passed to the node's database so far: every round trip of every client
+    (BEGIN, each statement, PREPARE TRANSACTION, COMMIT PREPARED). SHOW STATS totals are live counters."""
+    conn = postgres.connect(cfg, node, bouncer=True, dbname="pgbouncer", timeout=3)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SHOW STATS")
+            columns = [column.name for column in cur.description]
+            rows = [dict(zip(columns, row)) for row in cur.fetchall()]
+    finally:
+        conn.close()
+    return sum(row["total_query_count"] for row in rows if row["database"] == cfg["database"])
+
+
 def stop(node: dict) -> bool:
     """SIGTERM (immediate shutdown) and wait; True if it was running."""
     found = pid(node)

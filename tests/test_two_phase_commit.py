@@ -11,12 +11,14 @@ import pytest
 from django.db import connections
 
 import cluster
+from cluster import bouncer
 from sharding import failpoints
 from sharding.models import TransactionDecision
 from sharding.recovery import in_doubt_transactions, recover_in_doubt_transactions
 from sharding.routing import all_workers, node_for_user
 from sharding.transactions import LockTimeoutError, atomic_on_nodes
 from tests.bank import InsufficientFunds, balances, open_account, transfer
+from tests.conftest import coordinator_name
 from tests.shardtest.models import Account
 
 REPO = Path(__file__).resolve().parent.parent
@@ -152,6 +154,25 @@ def test_error_before_the_commit_point_rolls_back_and_reaches_the_caller(bank):
             1 / 0
     assert balances([source, target]) == {source.id: 50, target.id: 50}
     assert prepared_everywhere() == []
+
+
+def round_trips(config, work):
+    """{node: round trips work() made to it}, as counted by the nodes' pgbouncers."""
+    before = {node["name"]: bouncer.query_count(config, node) for node in config["nodes"]}
+    work()
+    return {node["name"]: bouncer.query_count(config, node) - before[node["name"]] for node in config["nodes"]}
+
+
+def test_a_cross_worker_transfer_makes_only_the_round_trips_two_phase_commit_needs(bank, cluster_config):
+    source, target = two_accounts()
+    transfer(source.id, target.id, 1)  # connections opened beforehand
+    sent = round_trips(cluster_config, lambda: transfer(source.id, target.id, 10))
+    # Each worker: BEGIN, SET LOCAL lock_timeout, UPDATE, PREPARE TRANSACTION, COMMIT PREPARED: no
+    # COMMIT after PREPARE, no asking whether it wrote. The coordinator: BEGIN with the advisory
+    # lock, then the decision with its COMMIT.
+    source_node, target_node = node_for_user(source.user_id), node_for_user(target.user_id)
+    assert sent == {coordinator_name(): 2, source_node: 5, target_node: 5}
+    assert balances([source, target]) == {source.id: 989, target.id: 1011}
 
 
 def test_read_only_participant_is_not_prepared(bank, django_assert_max_num_queries):
