@@ -12,7 +12,7 @@ PORT ?= 8000
 WORKERS ?= 2
 TEST_CLUSTER := test
 
-.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-2pc bench-round-trips bench-search bench
+.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-cluster bench-2pc bench-round-trips bench-search bench
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
@@ -66,14 +66,14 @@ test: setup
 	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks run on their own cluster, `bench`.
-bench-2pc: setup
+bench-cluster: setup
 	@CLUSTER_NAME=bench $(PY) -m cluster up --workers 2
 	@CLUSTER_NAME=bench $(PY) manage.py migrate_cluster
+
+bench-2pc: bench-cluster
 	@CLUSTER_NAME=bench $(PY) -m benchmarks.twopc_transfers $(BENCH_ARGS)
 
-bench-round-trips: setup
-	@CLUSTER_NAME=bench $(PY) -m cluster up --workers 2
-	@CLUSTER_NAME=bench $(PY) manage.py migrate_cluster
+bench-round-trips: bench-cluster
 	@CLUSTER_NAME=bench $(PY) -m benchmarks.round_trips $(BENCH_ARGS)
 
 # Brings up, seeds (once) and measures its own clusters, bench-search2 and bench-search1, and stops them.

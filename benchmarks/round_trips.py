@@ -18,11 +18,6 @@ from benchmarks.twopc_transfers import _setup_django
 from cluster import bouncer
 
 
-def _query_counts(config):
-    """{node: queries its pgbouncer has passed to the database so far}."""
-    return {node["name"]: bouncer.query_count(config, node) for node in config["nodes"]}
-
-
 def _user_on(alias):
     from django.contrib.auth.models import User
 
@@ -74,10 +69,10 @@ def main():
         ]
         # The first purchase creates the seller's wallet: not the steady state.
         _post(buyer, "/api/v1/purchases", {"item_id": listings.pop(), "expected_price": "1.00"})
-        before = _query_counts(settings.CLUSTER_CONFIG)
+        before = bouncer.query_counts(settings.CLUSTER_CONFIG)
         for listing in listings:
             _post(buyer, "/api/v1/purchases", {"item_id": listing, "expected_price": "1.00"})
-        after = _query_counts(settings.CLUSTER_CONFIG)
+        after = bouncer.query_counts(settings.CLUSTER_CONFIG)
         per_node = {node: (after[node] - before[node]) / len(listings) for node in after}
         total = sum(per_node.values())
         nodes = ", ".join(f"{node} {count:.1f}" for node, count in per_node.items())

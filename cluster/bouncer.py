@@ -125,6 +125,11 @@ def query_count(cfg: dict, node: dict) -> int:
     return sum(row["total_query_count"] for row in rows if row["database"] == cfg["database"])
 
 
+def query_counts(cfg: dict) -> dict[str, int]:
+    """{node name: query_count} over the whole cluster."""
+    return {node["name"]: query_count(cfg, node) for node in cfg["nodes"]}
+
+
 def stop(node: dict) -> bool:
     """SIGTERM (immediate shutdown) and wait; True if it was running."""
     found = pid(node)

@@ -206,14 +206,13 @@ class _Branch:
     def connection(self):
         return connections[self.alias]
 
-    def _tpc(self, method):
+    def _tpc(self, method, *args):
         with self.connection.wrap_database_errors:
-            getattr(self.connection.connection, method)()
+            getattr(self.connection.connection, method)(*args)
 
     def begin(self):
         self.connection.ensure_connection()
-        with self.connection.wrap_database_errors:
-            self.connection.connection.tpc_begin(self.gid)
+        self._tpc("tpc_begin", self.gid)
 
     def watch_writes(self):
         def observe(execute, sql, params, many, context):

@@ -158,9 +158,9 @@ def test_error_before_the_commit_point_rolls_back_and_reaches_the_caller(bank):
 
 def round_trips(config, work):
     """{node: round trips work() made to it}, as counted by the nodes' pgbouncers."""
-    before = {node["name"]: bouncer.query_count(config, node) for node in config["nodes"]}
+    before = bouncer.query_counts(config)
     work()
-    return {node["name"]: bouncer.query_count(config, node) - before[node["name"]] for node in config["nodes"]}
+    return {node: count - before[node] for node, count in bouncer.query_counts(config).items()}
 
 
 def test_a_cross_worker_transfer_makes_only_the_round_trips_two_phase_commit_needs(bank, cluster_config):
