@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "sharding.middleware.FreshPlacementMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, in production too
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -106,6 +107,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SHARDING = {
     "LOGICAL_SHARDS": CLUSTER_CONFIG["logical_shards"],
+    # Workers learned from the catalogue are reached like the others: directly, or through their pgbouncer.
+    "DIRECT_CONNECTIONS": env_flag("DB_DIRECT", False),
     # Seconds a process trusts its cached placement map before checking the version.
     "PLACEMENT_TTL": float(os.environ.get("SHARDING_PLACEMENT_TTL", "5")),
     # Parallel fan-out: threads per process and the per-node time limit in seconds.

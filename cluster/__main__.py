@@ -1,4 +1,4 @@
-"""Command line: python -m cluster {up,down,status,psql,destroy} [--name NAME]."""
+"""Command line: python -m cluster {up,down,status,psql,add-node,remove-node,destroy} [--name NAME]."""
 import argparse
 import json
 import os
@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example: python -m cluster psql worker1 -- -c 'select 1'")
     p.add_argument("node", help="coordinator, worker1, ...")
     p.add_argument("--bouncer", action="store_true", help="connect through the node's pgbouncer")
+    sub.add_parser("add-node", parents=[common], help="create, migrate and register a new worker (no shards yet); "
+                   "prints its name on the last line")
+    p = sub.add_parser("remove-node", parents=[common], help="forget an empty worker, stop it and delete its data")
+    p.add_argument("node", help="the worker, e.g. worker3 (it must hold no shard: `manage.py drain_node` first)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p = sub.add_parser("destroy", parents=[common], help="stop everything and delete all cluster data")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
@@ -110,6 +115,24 @@ def cmd_psql(args, extra) -> int:
                      *extra], env)
 
 
+def cmd_add_node(args, _extra) -> int:
+    node = core.add_node(args.name)
+    print(node["name"])
+    return 0
+
+
+def cmd_remove_node(args, _extra) -> int:
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ClusterError(f"remove-node needs confirmation and stdin is not a terminal: pass --yes to "
+                               f"remove {args.node}")
+        if input(f"Remove {args.node} and delete its data? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("not removed")
+            return 1
+    core.remove_node(args.name, args.node)
+    return 0
+
+
 def cmd_destroy(args, _extra) -> int:
     name = cluster_name(args.name)
     if not args.yes:
@@ -124,7 +147,8 @@ def cmd_destroy(args, _extra) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "psql": cmd_psql, "destroy": cmd_destroy}
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "psql": cmd_psql, "destroy": cmd_destroy,
+            "add-node": cmd_add_node, "remove-node": cmd_remove_node}
 
 if __name__ == "__main__":
     sys.exit(main())

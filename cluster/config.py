@@ -91,7 +91,25 @@ def new_config(name: str, workers: int, shards: int) -> dict:
 def add_workers(cfg: dict, workers: int) -> None:
     """Append workers up to `workers` in total; existing nodes and ports are kept."""
     have = sum(1 for n in cfg["nodes"] if n["role"] == "worker")
-    _append_nodes(cfg, [f"worker{i}" for i in range(have + 1, workers + 1)])
+    _append_nodes(cfg, new_worker_names(cfg, workers - have))
+
+
+def new_worker_names(cfg: dict, count: int) -> list[str]:
+    """The next `count` unused names worker<N> (a removed worker's name is not given out again)."""
+    used = {n["name"] for n in cfg["nodes"]} | set(cfg.get("removed_nodes", []))
+    names, number = [], 1
+    while len(names) < count:
+        if f"worker{number}" not in used:
+            names.append(f"worker{number}")
+        number += 1
+    return names
+
+
+def add_worker_node(cfg: dict) -> dict:
+    """Append one worker with fresh ports; returns its entry (the caller saves the config)."""
+    (name,) = new_worker_names(cfg, 1)
+    _append_nodes(cfg, [name])
+    return cfg["nodes"][-1]
 
 
 def _append_nodes(cfg: dict, names: list[str]) -> None:

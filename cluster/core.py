@@ -4,13 +4,15 @@ import fcntl
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg2
 
 from . import bouncer, postgres, system
-from .config import (MAX_SHARDS, ClusterError, add_workers, cli, cluster_dir, cluster_name, config_path,
-                     find_node, load_config, new_config, save_config)
+from .config import (MAX_SHARDS, ClusterError, add_worker_node, add_workers, cli, cluster_dir, cluster_name,
+                     config_path, find_node, load_config, new_config, save_config)
 
 DEFAULT_WORKERS = 2
 DEFAULT_SHARDS = 64
@@ -63,9 +65,7 @@ def _load_or_create(name: str, workers: int | None, shards: int | None) -> dict:
         raise ClusterError(f"cluster {name!r} has {cfg['logical_shards']} logical shards, fixed at creation: "
                            f"run {cli(name, 'destroy')} and `up --shards {shards}` to change it")
     have = sum(1 for n in cfg["nodes"] if n["role"] == "worker")
-    if workers is not None and workers < have:
-        raise ClusterError(f"cluster {name!r} has {have} workers and workers cannot be removed: "
-                           f"run {cli(name, 'destroy')} and `up --workers {workers}` to start over")
+    # --workers only ever adds: a cluster keeps every worker it has (remove-node takes one away)
     if workers is not None and workers > have:
         add_workers(cfg, workers)
         save_config(cfg)
@@ -83,6 +83,75 @@ def _up_node(cfg: dict, node: dict, bindir: Path, exe: str, log) -> None:
         log(f"{node['name']}: started on {node['host']}:{node['port']} (pgbouncer {node['bouncer_port']})")
     else:
         log(f"{node['name']}: already running")
+
+
+MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
+
+
+def _manage(name: str, *args: str) -> subprocess.CompletedProcess:
+    """Run a Django management command against this cluster (the app's catalogue is the source of truth)."""
+    env = dict(os.environ, CLUSTER_NAME=name)
+    env.pop("CLUSTER_CONFIG", None)
+    return subprocess.run([sys.executable, str(MANAGE_PY), *args], env=env, capture_output=True, text=True)
+
+
+def add_node(name: str | None = None, log=print) -> dict:
+    """Create a new local worker (PostgreSQL and pgbouncer on their own ports), migrate and register it.
+
+    It holds no shard until `manage.py rebalance` gives it some. Returns its config entry.
+    """
+    name = cluster_name(name)
+    bindir, exe = system.pg_bindir(), system.pgbouncer_exe()
+    with _locked(name):
+        cfg = load_config(name)
+        node = add_worker_node(cfg)
+        save_config(cfg)
+        system.make_traversable(cluster_dir(name), log)
+        _up_node(cfg, node, bindir, exe, log)
+    out = _manage(name, "add_worker", node["name"], "--host", node["host"], "--port", str(node["port"]),
+                  "--bouncer-port", str(node["bouncer_port"]))
+    if out.returncode != 0:
+        raise ClusterError(f"{node['name']} is running but was not registered ({postgres.last_line(out.stderr or out.stdout)}): "
+                           f"fix that and run `python manage.py add_worker {node['name']} --host {node['host']} "
+                           f"--port {node['port']} --bouncer-port {node['bouncer_port']}`")
+    log(f"{node['name']}: migrated and registered (no shards yet: `python manage.py rebalance` moves some to it)")
+    return node
+
+
+def remove_node(name: str | None, node_name: str, log=print) -> None:
+    """Forget a local worker in the catalogue (refused while it holds anything), stop it and delete its data."""
+    name = cluster_name(name)
+    cfg = load_config(name)
+    node = find_node(cfg, node_name)
+    if node["role"] != "worker":
+        raise ClusterError(f"{node_name} is the coordinator: only workers can be removed")
+    if _registered(cfg, node_name):
+        out = _manage(name, "remove_worker", node_name)
+        if out.returncode != 0:
+            raise ClusterError(postgres.last_line(out.stderr or out.stdout).removeprefix("CommandError: "))
+    bindir = system.pg_bindir()
+    with _locked(name):
+        cfg = load_config(name)
+        _stop_node(node, bindir, "fast", log)
+        shutil.rmtree(node["dir"], ignore_errors=True)
+        cfg["nodes"] = [n for n in cfg["nodes"] if n["name"] != node_name]
+        cfg["removed_nodes"] = sorted({*cfg.get("removed_nodes", []), node_name})
+        save_config(cfg)
+    log(f"{node_name}: removed (its data deleted)")
+
+
+def _registered(cfg: dict, node_name: str) -> bool:
+    coordinator = next(n for n in cfg["nodes"] if n["role"] == "coordinator")
+    conn = postgres.connect(cfg, coordinator, timeout=3)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('sharding_node') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return False
+            cur.execute("SELECT 1 FROM sharding_node WHERE name = %s", (node_name,))
+            return cur.fetchone() is not None
+    finally:
+        conn.close()
 
 
 def down(name: str | None = None, log=print) -> None:

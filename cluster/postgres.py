@@ -1,6 +1,7 @@
 """One PostgreSQL server per node: initdb, settings, start/stop and crash leftovers."""
 import os
 import signal
+import time
 from pathlib import Path
 
 import psycopg2
@@ -55,7 +56,7 @@ def create(cfg: dict, node: dict, bindir: Path) -> bool:
     finally:
         pwfile.unlink()
     if out.returncode != 0:
-        raise ClusterError(f"initdb for {node['name']} failed: {_last_line(out.stderr)}")
+        raise ClusterError(f"initdb for {node['name']} failed: {last_line(out.stderr)}")
     with open(data / "postgresql.conf", "a") as f:
         f.write(f"\ninclude '{SETTINGS_FILE}'\n")
     return True
@@ -73,6 +74,14 @@ def _write_settings(node: dict) -> None:
         "timezone": "UTC",
         "log_timezone": "UTC",
         "shared_buffers": "128MB",
+        # online shard moves copy rows with logical replication (one slot and one sender per move)
+        "wal_level": "logical",
+        "max_replication_slots": 16,
+        "max_wal_senders": 16,
+        "max_logical_replication_workers": 8,
+        "max_sync_workers_per_subscription": 4,
+        # a new subscription's workers start within a second, not the default 5
+        "wal_retrieve_retry_interval": "1s",
         "log_line_prefix": "%m [%p] %q%u@%d ",
     }
     lines = [f"{k} = '{v}'" if isinstance(v, str) else f"{k} = {v}" for k, v in settings.items()]
@@ -94,9 +103,16 @@ def clear_crash_leftovers(node: dict) -> None:
 
 
 def start(cfg: dict, node: dict, bindir: Path) -> bool:
-    """Start the node's postgres unless it runs already; True if it was started."""
+    """Start the node's postgres unless it runs already; True if it was started.
+
+    A running node whose settings file asks for what only a restart applies
+    (an older cluster without `wal_level = logical`) is restarted, once.
+    """
     if postmaster_pid(node):
-        return False
+        _write_settings(node)
+        if not _needs_restart(cfg, node):
+            return False
+        stop(node, bindir, "fast")
     clear_crash_leftovers(node)
     system.ensure_port_free(node["port"], node["name"], cfg["name"])
     _write_settings(node)
@@ -104,9 +120,23 @@ def start(cfg: dict, node: dict, bindir: Path) -> bool:
     out = system.run([bindir / "pg_ctl", "-D", data_dir(node), "-l", log, "-w", "-t", "60", "start"],
                      cwd=Path(node["dir"]), capture_output=True)
     if out.returncode != 0:
-        detail = _last_line(log.read_text(errors="replace") if log.exists() else "") or _last_line(out.stderr)
+        detail = last_line(log.read_text(errors="replace") if log.exists() else "") or last_line(out.stderr)
         raise ClusterError(f"{node['name']} did not start: see {log} ({detail})")
     return True
+
+
+def _needs_restart(cfg: dict, node: dict) -> bool:
+    """Reload the settings file; True when some setting in it waits for a restart."""
+    conn = connect(cfg, node, dbname="postgres")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
+            time.sleep(0.2)  # the postmaster rereads the file asynchronously
+            cur.execute("SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
 
 
 def stop(node: dict, bindir: Path, mode: str = "fast") -> bool:
@@ -116,7 +146,7 @@ def stop(node: dict, bindir: Path, mode: str = "fast") -> bool:
     out = system.run([bindir / "pg_ctl", "-D", data_dir(node), "-m", mode, "-w", "-t", "60", "stop"],
                      cwd=Path(node["dir"]), capture_output=True)
     if out.returncode != 0:
-        raise ClusterError(f"{node['name']} did not stop ({_last_line(out.stderr)}): see {log_path(node)}")
+        raise ClusterError(f"{node['name']} did not stop ({last_line(out.stderr)}): see {log_path(node)}")
     return True
 
 
@@ -141,6 +171,6 @@ def ensure_database(cfg: dict, node: dict) -> None:
         conn.close()
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"

@@ -1,7 +1,20 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ShardingConfig(AppConfig):
     name = "sharding"
     verbose_name = "Sharding"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        post_migrate.connect(_fence_sharded_tables, sender=self)
+
+
+def _fence_sharded_tables(using, **kwargs):
+    """After `migrate` on a worker: every sharded table gets its fence (sharding.fencing)."""
+    from .config import COORDINATOR_ALIAS
+    from .fencing import install_fences
+
+    if using != COORDINATOR_ALIAS:
+        install_fences(using)

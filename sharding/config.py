@@ -1,8 +1,10 @@
 """Reading the cluster config that `python -m cluster up` writes.
 
-The config names every node, its role and its ports. Django's DATABASES is
-built from it: the coordinator is the alias `default`, each worker is an alias
-named after the node (`worker1` ... `workerN`).
+The config needs only the coordinator and the credentials; the local cluster
+tool also lists its workers there. Django's DATABASES is built from it: the
+coordinator is the alias `default`, each listed worker an alias named after
+the node (`worker1` ... `workerN`). Workers the config does not list are
+learned from the coordinator's catalogue at run time (sharding.routing).
 """
 import json
 import os
@@ -43,8 +45,8 @@ def _validate(config, path):
     if missing:
         raise ClusterConfigError(f"cluster config {path} lacks {', '.join(missing)}: recreate it with `python -m cluster up`")
     roles = [node.get("role") for node in config["nodes"]]
-    if roles.count("coordinator") != 1 or "worker" not in roles:
-        raise ClusterConfigError(f"cluster config {path} must name one coordinator and at least one worker")
+    if roles.count("coordinator") != 1:
+        raise ClusterConfigError(f"cluster config {path} must name exactly one coordinator")
 
 
 def node_alias(node):
@@ -77,12 +79,12 @@ def direct_dsn(config, node_name):
     """libpq keyword arguments for a session straight to a node's PostgreSQL (no pgbouncer)."""
     for node in config["nodes"]:
         if node["name"] == node_name:
-            return {
-                "host": node["host"],
-                "port": node["port"],
-                "dbname": config["database"],
-                "user": config["user"],
-                "password": config["password"],
-                "connect_timeout": 3,
-            }
+            return dsn_for(config, host=node["host"], port=node["port"])
     raise ClusterConfigError(f"node {node_name!r} is not in the cluster config")
+
+
+def dsn_for(config, *, host, port):
+    return {
+        "host": host, "port": port, "dbname": config["database"], "user": config["user"],
+        "password": config["password"], "connect_timeout": 3,
+    }

@@ -14,7 +14,10 @@ AFTER_FIRST_PREPARE = "after_first_prepare"
 BEFORE_DECISION = "before_decision"
 AFTER_DECISION = "after_decision"
 BETWEEN_COMMITS = "between_commits"
-NAMES = (AFTER_FIRST_PREPARE, BEFORE_DECISION, AFTER_DECISION, BETWEEN_COMMITS)
+# A shard move's steps (sharding.moves.STEPS), each armed as move_<step>.
+MOVE_STEPS = ("announced", "published", "subscribed", "copied", "fenced", "marked", "owned", "switched",
+              "released", "unsubscribed")
+NAMES = (AFTER_FIRST_PREPARE, BEFORE_DECISION, AFTER_DECISION, BETWEEN_COMMITS, *(f"move_{step}" for step in MOVE_STEPS))
 
 EXIT_CODE = 70
 _armed = {}

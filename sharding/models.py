@@ -2,17 +2,26 @@
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from .routing import shard_of
+from .routing import current_placement, shard_of
 
 
 class Node(models.Model):
-    """A PostgreSQL node known to the catalogue; connection details live in the cluster config."""
+    """A PostgreSQL node and how to reach it: app processes learn the workers from here, not from a config file.
+
+    A worker that is `draining` keeps its shards until they are moved off, and
+    is never chosen as the target of a move.
+    """
 
     COORDINATOR = "coordinator"
     WORKER = "worker"
+    ACTIVE, DRAINING = "active", "draining"
 
     name = models.CharField(max_length=63, primary_key=True)
     role = models.CharField(max_length=16, choices=[(COORDINATOR, "coordinator"), (WORKER, "worker")])
+    host = models.CharField(max_length=255, default="")
+    port = models.IntegerField(null=True)
+    bouncer_port = models.IntegerField(null=True)  # null: connect to PostgreSQL directly
+    state = models.CharField(max_length=16, choices=[(ACTIVE, "active"), (DRAINING, "draining")], default=ACTIVE)
     added_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -62,6 +71,15 @@ class LogicalShardField(models.SmallIntegerField):
         return value
 
 
+class ShardedQuerySet(models.QuerySet):
+    """Rows of one node that the node serves: a move's copy of a shard there is left out while it exists."""
+
+    def using(self, alias):
+        queryset = super().using(alias)
+        copied = current_placement().copied_shards_on(alias) if alias else ()
+        return queryset.exclude(logical_shard__in=copied) if copied else queryset
+
+
 class ShardedModel(models.Model):
     """Base of every model whose rows live on their owner's worker.
 
@@ -74,6 +92,8 @@ class ShardedModel(models.Model):
     id = ShardedIdField(primary_key=True)
     user_id = models.BigIntegerField(db_index=True)
     logical_shard = LogicalShardField(editable=False)
+
+    objects = ShardedQuerySet.as_manager()
 
     class Meta:
         abstract = True
@@ -89,3 +109,52 @@ class TransactionDecision(models.Model):
     class Meta:
         db_table = "sharding_transaction_decision"
         indexes = [models.Index(fields=["created_at"], name="sharding_decision_created")]
+
+
+class ShardMove(models.Model):
+    """The journal of one logical shard's move: every step is recorded here before it is taken.
+
+    A move goes forward through STATES; `aborting` and `aborted` end a move
+    that had not switched yet. At most one move of a shard is unfinished.
+    """
+
+    PENDING, COPYING, CATCHING_UP, FENCING = "pending", "copying", "catching_up", "fencing"
+    SWITCHED, CLEANING, DONE = "switched", "cleaning", "done"
+    ABORTING, ABORTED = "aborting", "aborted"
+    STATES = (PENDING, COPYING, CATCHING_UP, FENCING, SWITCHED, CLEANING, DONE, ABORTING, ABORTED)
+    FINISHED = (DONE, ABORTED)
+    # From SWITCHED on, the target holds the shard: the move can only be finished.
+    PAST_SWITCH = (SWITCHED, CLEANING, DONE)
+
+    shard = models.IntegerField()
+    source = models.CharField(max_length=63)
+    target = models.CharField(max_length=63)
+    state = models.CharField(max_length=16, choices=[(s, s) for s in STATES], default=PENDING)
+    rows_total = models.BigIntegerField(default=0)  # rows of the shard on the source when the copy started
+    rows_copied = models.BigIntegerField(default=0)
+    lag_bytes = models.BigIntegerField(null=True)
+    write_pause_ms = models.FloatField(null=True)  # writes to the shard were blocked this long at the switch
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    copy_started_at = models.DateTimeField(null=True)
+    switched_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "sharding_shard_move"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["shard"], condition=~models.Q(state__in=["done", "aborted"]), name="shard_move_one_unfinished"
+            ),
+            models.CheckConstraint(condition=~models.Q(source=models.F("target")), name="shard_move_to_another_node"),
+        ]
+
+    @property
+    def finished(self):
+        return self.state in self.FINISHED
+
+    @property
+    def duration_seconds(self):
+        end = self.finished_at or self.updated_at
+        return None if end is None or self.created_at is None else (end - self.created_at).total_seconds()

@@ -1,11 +1,23 @@
-"""Where data lives: logical shards, their placement on workers, and node lookup.
+"""Where data lives: logical shards, their placement on workers, the workers themselves, and node lookup.
 
 Marketplace code asks this module for "the node of user X", "the node of id Y"
 or "all workers" and gets a Django database alias back.
+
+The coordinator's catalogue is the source of truth: which workers exist and how
+to reach them (`sharding_node`), which worker holds each logical shard
+(`sharding_shard_placement`), and the shard moves under way
+(`sharding_shard_move`), all read in one snapshot together with the placement
+version. A process caches that map and checks the version again after
+PLACEMENT_TTL seconds, and at the first lookup of every web request (see
+`sharding.middleware`), so a request never routes by a map older than the
+requests that came before it. A worker that appears in the catalogue becomes a
+database alias of the running process, without a restart.
 """
+import copy
+import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connections
@@ -13,6 +25,11 @@ from django.db import connections
 from .config import COORDINATOR_ALIAS
 from .errors import InvalidIdError, PlacementError, UnknownNodeError
 from .ids import parse_id, shard_of_id
+
+# Move states in which the shard's rows on a node are a copy that node does not serve:
+# the target's while the move copies (or is undone), the source's once it has switched.
+_TARGET_HOLDS_COPY = ("pending", "copying", "catching_up", "fencing", "aborting")
+_SOURCE_HOLDS_COPY = ("switched", "cleaning")
 
 
 def logical_shard_count():
@@ -30,9 +47,27 @@ def coordinator():
     return COORDINATOR_ALIAS
 
 
-def all_workers():
-    """Every worker alias, in ascending node order."""
-    return [alias for alias in settings.DATABASES if alias != COORDINATOR_ALIAS]
+def node_sort_key(name):
+    """worker2 before worker10: every process orders the workers the same way."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    role: str
+    host: str
+    port: int | None
+    bouncer_port: int | None
+    state: str = "active"
+
+
+@dataclass(frozen=True)
+class MoveInfo:
+    shard: int
+    source: str
+    target: str
+    state: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +75,9 @@ class Placement:
     version: int
     nodes: tuple  # nodes[shard] is the alias of the worker holding that shard
     loaded_at: float
+    workers: tuple = ()  # every worker in the catalogue, in node order
+    node_info: dict = field(default_factory=dict)  # name -> NodeInfo
+    moves: tuple = ()  # MoveInfo of every unfinished move
 
     def node_of_shard(self, shard):
         return self.nodes[shard]
@@ -47,25 +85,42 @@ class Placement:
     def shards_of_node(self, alias):
         return [shard for shard, node in enumerate(self.nodes) if node == alias]
 
+    def copied_shards_on(self, alias):
+        """Shards whose rows `alias` holds only as a move's copy: reads and scans there must leave them out."""
+        return sorted(
+            {m.shard for m in self.moves if m.target == alias and m.state in _TARGET_HOLDS_COPY}
+            | {m.shard for m in self.moves if m.source == alias and m.state in _SOURCE_HOLDS_COPY}
+        )
+
 
 _placement = None
 _placement_lock = threading.Lock()
+_request = threading.local()
+
+
+def check_placement_at_next_lookup():
+    """The next lookup in this thread asks the coordinator for the version, whatever the TTL (start of a request)."""
+    _request.check = True
 
 
 def current_placement():
     """The placement map, cached per process and re-read when its version changes."""
     global _placement
+    must_check = getattr(_request, "check", False)
     ttl = settings.SHARDING["PLACEMENT_TTL"]
     cached = _placement
-    if cached is not None and time.monotonic() - cached.loaded_at < ttl:
+    if cached is not None and not must_check and time.monotonic() - cached.loaded_at < ttl:
         return cached
+    _request.check = False
     with _placement_lock:
         cached = _placement
-        if cached is not None and time.monotonic() - cached.loaded_at < ttl:
+        if cached is not None and not must_check and time.monotonic() - cached.loaded_at < ttl:
             return cached
         version = _read_version()
         if cached is not None and cached.version == version:
-            _placement = Placement(cached.version, cached.nodes, time.monotonic())
+            _placement = Placement(
+                cached.version, cached.nodes, time.monotonic(), cached.workers, cached.node_info, cached.moves
+            )
         else:
             _placement = _read_placement()
         return _placement
@@ -87,31 +142,58 @@ def _read_version():
     return row[0]
 
 
+# One statement, so the version, the nodes, the placements and the moves come from one snapshot.
+CATALOGUE_SQL = """
+SELECT v.version, v.logical_shards,
+  (SELECT coalesce(json_agg(p.node ORDER BY p.shard), '[]') FROM sharding_shard_placement p),
+  (SELECT coalesce(json_agg(json_build_array(n.name, n.role, n.host, n.port, n.bouncer_port, n.state)), '[]')
+     FROM sharding_node n),
+  (SELECT coalesce(json_agg(json_build_array(m.shard, m.source, m.target, m.state)), '[]')
+     FROM sharding_shard_move m WHERE m.state NOT IN ('done', 'aborted'))
+FROM sharding_placement_version v WHERE v.id = 1
+"""
+
+
 def _read_placement():
     expected = logical_shard_count()
     with connections[COORDINATOR_ALIAS].cursor() as cursor:
-        # One snapshot for the version and the rows it describes.
-        cursor.execute(
-            "SELECT v.version, v.logical_shards, p.shard, p.node "
-            "FROM sharding_placement_version v LEFT JOIN sharding_shard_placement p ON true "
-            "WHERE v.id = 1 ORDER BY p.shard"
-        )
-        rows = cursor.fetchall()
-    if not rows:
+        cursor.execute(CATALOGUE_SQL)
+        row = cursor.fetchone()
+    if row is None:
         raise PlacementError("the placement catalogue is empty: run `python manage.py migrate_cluster`")
-    version, shards = rows[0][0], rows[0][1]
+    version, shards, nodes, node_rows, move_rows = row
     if shards != expected:
         raise PlacementError(
             f"the catalogue has {shards} logical shards but the cluster config says {expected}: "
             "the config belongs to another cluster"
         )
-    nodes = [node for _, _, shard, node in rows if shard is not None]
     if len(nodes) != expected:
         raise PlacementError(f"{len(nodes)} of {expected} logical shards are placed: run `python manage.py migrate_cluster`")
-    unknown = set(nodes) - set(all_workers())
+    info = {name: NodeInfo(name, role, host, port, bouncer_port, state) for name, role, host, port, bouncer_port, state in node_rows}
+    workers = tuple(sorted((name for name, node in info.items() if node.role == "worker"), key=node_sort_key))
+    for name in workers:
+        register_node(info[name])
+    unknown = set(nodes) - set(workers)
     if unknown:
-        raise PlacementError(f"shards are placed on {', '.join(sorted(unknown))}, which the cluster config does not define")
-    return Placement(version, tuple(nodes), time.monotonic())
+        raise PlacementError(f"shards are placed on {', '.join(sorted(unknown))}, which the catalogue does not list")
+    moves = tuple(MoveInfo(*move) for move in move_rows)
+    return Placement(version, tuple(nodes), time.monotonic(), workers, info, moves)
+
+
+def register_node(node):
+    """Make a catalogue node a database alias of this process (connections are opened lazily)."""
+    if node.name in connections.settings or not node.host:
+        return
+    direct = settings.SHARDING.get("DIRECT_CONNECTIONS", False)
+    conf = copy.deepcopy(connections.settings[COORDINATOR_ALIAS])
+    port = node.port if direct or not node.bouncer_port else node.bouncer_port
+    conf.update(HOST=node.host, PORT=str(port))
+    connections.settings[node.name] = conf
+
+
+def all_workers():
+    """Every worker alias, in ascending node order."""
+    return list(current_placement().workers)
 
 
 def node_of_shard(shard):
@@ -137,6 +219,26 @@ def node_for_id(value):
 
 
 def check_node(alias):
-    if alias not in settings.DATABASES:
-        raise UnknownNodeError(f"no node {alias!r}; nodes are {', '.join(settings.DATABASES)}")
+    if alias != COORDINATOR_ALIAS and alias not in current_placement().node_info:
+        raise UnknownNodeError(f"no node {alias!r}; nodes are {', '.join(connections.settings)}")
     return alias
+
+
+def direct_connection_params(name):
+    """libpq keyword arguments for a session straight to a node's PostgreSQL, bypassing pgbouncer.
+
+    Logical replication and shard moves need a session of their own, which a
+    transaction-pooling pgbouncer cannot give.
+    """
+    info = current_placement().node_info.get(name)
+    if info is None or not info.host or info.port is None:
+        raise UnknownNodeError(f"the catalogue has no address for node {name!r}")
+    conf = connections.settings[COORDINATOR_ALIAS]
+    return {
+        "host": info.host, "port": info.port, "dbname": conf["NAME"], "user": conf["USER"],
+        "password": conf["PASSWORD"], "connect_timeout": 3,
+    }
+
+
+def coordinator_node_name():
+    return next((name for name, info in current_placement().node_info.items() if info.role == "coordinator"), "coordinator")

@@ -22,23 +22,31 @@ coordinator's statements go two to a round trip.
 The coordinator transaction that writes the decision holds an advisory lock
 on the transaction id from before the first PREPARE until the commit point,
 so recovery can tell "still running" from "gone without a decision".
+
+A write that reaches a worker that no longer holds its shard (it moved) is
+refused by that worker's fence (sharding.fencing) and rolls the whole
+transaction back; it surfaces as ShardMovedError. `retry_when_moved` runs an
+operation again with the placement reloaded, so the user never sees it.
 """
+import functools
 import logging
 import random
 import secrets
+import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import psycopg2.extensions
 
 from django.conf import settings
-from django.db import OperationalError, connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
 from django.db.transaction import TransactionManagementError
 
 from . import failpoints
 from .config import COORDINATOR_ALIAS
 from .errors import ShardingError
-from .routing import all_workers, check_node
+from .fencing import is_moved_error
+from .routing import all_workers, check_node, invalidate_placement
 
 logger = logging.getLogger("sharding.transactions")
 
@@ -48,6 +56,10 @@ UNDEFINED_OBJECT = "42704"
 
 class LockTimeoutError(ShardingError):
     """A row lock was not granted within lock_timeout; nothing was committed. Retrying may succeed."""
+
+
+class ShardMovedError(ShardingError):
+    """A write reached a worker that no longer holds its shard; nothing was committed. Retry with a fresh placement."""
 
 
 class TransactionOutcomeUnknownError(ShardingError):
@@ -128,6 +140,36 @@ def atomic_on_nodes(aliases):
                 "a row lock was not granted within lock_timeout; nothing was changed"
             ) from exc
         raise
+    except DatabaseError as exc:
+        if is_moved_error(exc):
+            raise ShardMovedError(f"a shard moved during the transaction; nothing was changed ({exc})") from exc
+        raise
+
+
+# A move fences its shard for well under a second; a few retries outlast any switch.
+MOVED_RETRIES = 8
+
+
+def retry_when_moved(operation):
+    """Decorator: run the operation again, with the placement reloaded, when a shard it wrote had moved.
+
+    The operation must look its nodes up itself (node_for_user and friends), so
+    that a retry goes to the shard's new worker.
+    """
+
+    @functools.wraps(operation)
+    def run(*args, **kwargs):
+        for attempt in range(MOVED_RETRIES):
+            try:
+                return operation(*args, **kwargs)
+            except (ShardMovedError, DatabaseError) as exc:  # a plain transaction.atomic gives the DatabaseError
+                if not is_moved_error(exc) and not isinstance(exc, ShardMovedError) or attempt == MOVED_RETRIES - 1:
+                    raise
+                logger.info("%s: a shard moved; retrying with the new placement", operation.__qualname__)
+                invalidate_placement()
+                time.sleep(0.02 * (attempt + 1))
+
+    return run
 
 
 def _two_phase_commit(tx):

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from app.catalog.models import Item
 from app.catalog.services import create_item, update_item
 from app.orders.models import Purchase, Sale
-from app.orders.services import place_order
+from app.orders.services import buy_listing
 from app.wallet.models import Wallet
 from app.wallet.services import deposit
 from sharding.routing import node_for_id, node_for_user
@@ -25,7 +25,7 @@ def make_users(count):
 
 def buy(buyer, item):
     with atomic_on_nodes([node_for_user(buyer.id), node_for_id(item.id)]):
-        return place_order(buyer, item.id, item.price)
+        return buy_listing(buyer, item.id, item.price)
 
 
 def overview(user):

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from app.catalog.models import Item
 from app.catalog.services import create_item, delete_item, update_item
-from app.orders.services import place_order
+from app.orders.services import buy_listing
 from app.partners.keys import issue_key, revoke_key
 from app.partners.models import ApiKey, Partner
 from app.wallet.services import deposit
@@ -98,7 +98,7 @@ def test_incremental_sync_ends_with_exactly_the_listed_items(partner_key, seed, 
                 buyer = next(user for user in users if user.id != item.user_id)
                 current = Item.objects.using(node_for_id(item.id)).get(id=item.id)
                 with atomic_on_nodes([node_for_user(buyer.id), node_for_id(item.id)]):
-                    place_order(buyer, item.id, current.price)
+                    buy_listing(buyer, item.id, current.price)
                 item.status = Item.SOLD
         elif op == "delete":
             item = rng.choice(live)
@@ -120,7 +120,7 @@ def test_feed_records_hide_what_is_not_public(partner_key):
     seller, buyer = make_users(2)
     listing = create_item(seller, title="Lamp", price=1000)
     with atomic_on_nodes([node_for_user(buyer.id), node_for_id(listing.id)]):
-        purchase = place_order(buyer, listing.id, 1000)
+        purchase = buy_listing(buyer, listing.id, 1000)
     records = {r["id"]: r for r in partner_client(partner_key).get("/api/partner/v1/products", {"page_size": 100}).json()["results"]}
     sold = records[str(listing.id)]
     assert sold["status"] == "sold" and sold["title"] == "Lamp" and sold["seller"] == {"id": str(seller.id), "username": seller.username}

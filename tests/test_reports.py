@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from app.catalog.services import create_item
 from app.orders.models import Purchase, Sale
-from app.orders.services import place_order
+from app.orders.services import buy_listing
 from app.reports import selectors
 from app.wallet.models import LedgerEntry
 from app.wallet.services import deposit
@@ -110,7 +110,7 @@ def market(clean_marketplace):
     for buyer, seller, index in ORDERS:
         item = listings[seller][index]
         with atomic_on_nodes([node_for_user(users[buyer].id), node_for_id(item.id)]):
-            place_order(users[buyer], item.id, item.price)
+            buy_listing(users[buyer], item.id, item.price)
     for user in users.values():
         for model in (LedgerEntry, Sale, Purchase):
             rows = model.objects.using(node_for_user(user.id))

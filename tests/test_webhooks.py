@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from app.catalog.models import ListingEvent
 from app.catalog.services import create_item, delete_item, update_item
-from app.orders.services import place_order
+from app.orders.services import buy_listing
 from app.partners.keys import issue_key
 from app.partners.models import Partner, WebhookDelivery, WebhookEndpoint
 from app.partners.webhooks import deliver_due, dispatch_events, event_body, run_webhooks, sign, verify_signature
@@ -93,7 +93,7 @@ def buy(buyer, item):
     with atomic_on_nodes([node_for_user(buyer.id)]):
         deposit(buyer.id, item.price)
     with atomic_on_nodes([node_for_user(buyer.id), node_for_id(item.id)]):
-        place_order(buyer, item.id, item.price)
+        buy_listing(buyer, item.id, item.price)
 
 
 def register(client, url, events=("listing.created", "listing.updated", "listing.sold", "listing.deleted")):

@@ -3,11 +3,13 @@ from django.db import transaction
 
 from app.core.errors import Conflict, NotFound, ServiceError
 from sharding.routing import node_for_id, node_for_user
+from sharding.transactions import retry_when_moved
 
 from .events import record_deletion, record_listing_event
 from .models import Item, ListingEvent
 
 
+@retry_when_moved
 def create_item(owner, *, title, description="", price, category=""):
     with transaction.atomic(using=node_for_user(owner.id)):
         item = Item.objects.using(node_for_user(owner.id)).create(
@@ -31,6 +33,7 @@ def _lock_own_item(owner_id, item_id):
 EDITABLE_FIELDS = ("title", "description", "price", "category", "status")
 
 
+@retry_when_moved
 def update_item(owner_id, item_id, changes):
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
@@ -46,6 +49,7 @@ def update_item(owner_id, item_id, changes):
     return item
 
 
+@retry_when_moved
 def delete_item(owner_id, item_id):
     with transaction.atomic(using=node_for_id(item_id)):
         item = _lock_own_item(owner_id, item_id)

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from sharding.errors import FanOutError, InvalidCursorError
-from sharding.transactions import LockTimeoutError
+from sharding.transactions import LockTimeoutError, ShardMovedError
 
 
 class ServiceError(Exception):
@@ -67,7 +67,7 @@ def exception_handler(exc, context):
             error_body("try_again", "Some of our data nodes did not answer in time; try again.", {"nodes": exc.nodes}),
             status=503, headers={"Retry-After": "5"},
         )
-    if isinstance(exc, LockTimeoutError):
+    if isinstance(exc, (LockTimeoutError, ShardMovedError)):
         return Response(error_body("try_again", "The resource is busy; try again."), status=503, headers={"Retry-After": "1"})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -56,7 +57,12 @@ def _claim(alias, user_id, key, request_hash):
     return record
 
 
-def run_idempotent(*, user_id, key, request_hash, nodes, operation, status=201):
+class IdempotentResult(NamedTuple):
+    status: int
+    body: dict
+
+
+def run_idempotent(*, user_id, key, request_hash, nodes, operation, status=201) -> IdempotentResult:
     """Run operation() once per (user, key) atomically over `nodes`; returns (status, body).
 
     operation() does the work and returns the JSON body of the response; it
@@ -67,16 +73,16 @@ def run_idempotent(*, user_id, key, request_hash, nodes, operation, status=201):
     with atomic_on_nodes(participants):
         record = _claim(home, user_id, key, request_hash)
         if record.status_code is not None:
-            return record.status_code, record.response
+            return IdempotentResult(record.status_code, record.response)
         # Savepoints are rolled back on a business error and otherwise left for
         # COMMIT to release (a RELEASE per node would be a round trip each).
         savepoints = {alias: transaction.savepoint(using=alias) for alias in participants}
         try:
-            result = status, operation()
+            result = IdempotentResult(status, operation())
         except ServiceError as error:
             for alias, savepoint in savepoints.items():
                 transaction.savepoint_rollback(savepoint, using=alias)
-            result = error.status, error.as_body()
+            result = IdempotentResult(error.status, error.as_body())
         record.status_code, record.response = result
         record.save(using=home, update_fields=["status_code", "response"])
     return result

@@ -1,23 +1,40 @@
 """Buying a listed item: money and ownership move in one atomic step.
 
-place_order runs inside a transaction on the buyer's and the seller's nodes
-(one local transaction when they share a worker, two-phase commit otherwise;
-see app.core.idempotency.run_idempotent and sharding.transactions).
+place_order is the whole operation: it finds the buyer's and the seller's
+nodes, claims the Idempotency-Key and opens the transaction over both (one
+local transaction when they share a worker, two-phase commit otherwise; see
+app.core.idempotency.run_idempotent and sharding.transactions); buy_listing
+is the step that moves money and ownership inside that transaction.
 """
 from django.utils import timezone
 
 from app.catalog.events import record_listing_event
 from app.catalog.models import Item, ListingEvent
 from app.core.errors import Conflict, NotFound, ServiceError
+from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
 from app.wallet.models import LedgerEntry
 from app.wallet.services import lock_wallets, post_entry
 from sharding.routing import node_for_id, node_for_user
+from sharding.transactions import retry_when_moved
 
 from .models import Purchase, Sale
+from .serializers import PlacedOrderOut
 
 
-def place_order(buyer, listing_id, expected_price):
+@retry_when_moved
+def place_order(*, buyer, listing_id: int, expected_price: int, idempotency_key: str) -> IdempotentResult:
+    """Buy a listing once per key: (status, body) of the first attempt with this key, a business error included."""
+    return run_idempotent(
+        user_id=buyer.id, key=idempotency_key,
+        request_hash=fingerprint("purchase", {"item_id": listing_id, "expected_price": expected_price}),
+        nodes=[node_for_id(listing_id)],
+        operation=lambda: PlacedOrderOut(buy_listing(buyer, listing_id, expected_price)).data,
+    )
+
+
+def buy_listing(buyer, listing_id: int, expected_price: int) -> Purchase:
+    """Move the money and the item, inside a transaction on the buyer's and the listing's nodes."""
     seller_node, buyer_node = node_for_id(listing_id), node_for_user(buyer.id)
     # Lock the listing first, the wallets after (always in this order: no deadlock across nodes).
     listing = Item.objects.using(seller_node).select_for_update().filter(id=listing_id).first()

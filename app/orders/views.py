@@ -2,10 +2,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from app.core.idempotency import fingerprint, idempotency_key_from, run_idempotent
+from app.core.idempotency import idempotency_key_from
 from app.core.openapi import BAD_BODY, IDEMPOTENCY_KEY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated
 from app.core.pagination import PageParams, newest_first_page
-from sharding.routing import node_for_id
 
 from . import selectors, services
 from .serializers import PlacedOrderOut, PurchaseIn, PurchaseOut, SaleOut
@@ -46,12 +45,9 @@ class PurchaseListView(APIView):
         key = idempotency_key_from(request)
         params = PurchaseIn(data=request.data)
         params.is_valid(raise_exception=True)
-        listing_id, price = params.validated_data["item_id"], params.validated_data["expected_price"]
-        status, body = run_idempotent(
-            user_id=request.user.id, key=key,
-            request_hash=fingerprint("purchase", {"item_id": listing_id, "expected_price": price}),
-            nodes=[node_for_id(listing_id)],
-            operation=lambda: PlacedOrderOut(services.place_order(request.user, listing_id, price)).data,
+        status, body = services.place_order(
+            buyer=request.user, listing_id=params.validated_data["item_id"],
+            expected_price=params.validated_data["expected_price"], idempotency_key=key,
         )
         return Response(body, status=status)
 

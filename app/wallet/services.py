@@ -1,9 +1,12 @@
-"""Writes to wallets. Each function runs inside a transaction on the wallet owner's node."""
+"""Writes to wallets. deposit_funds is a whole operation; the others run inside a transaction on the owner's node."""
 from app.core.errors import PaymentRequired
+from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
 from sharding.routing import node_for_user
+from sharding.transactions import retry_when_moved
 
 from .models import LedgerEntry, Wallet
+from .serializers import DepositOut
 
 
 def lock_wallets(*user_ids):
@@ -41,3 +44,12 @@ def post_entry(wallet, amount, kind, reference_id=None):
 def deposit(user_id, amount):
     (wallet,) = lock_wallets(user_id).values()
     return post_entry(wallet, amount, LedgerEntry.DEPOSIT)
+
+
+@retry_when_moved
+def deposit_funds(*, user_id: int, amount: int, idempotency_key: str) -> IdempotentResult:
+    """Credit `amount` minor units once per key: (status, body) of the first attempt with this key."""
+    return run_idempotent(
+        user_id=user_id, key=idempotency_key, request_hash=fingerprint("deposit", {"amount": amount}),
+        nodes=[node_for_user(user_id)], operation=lambda: DepositOut(deposit(user_id, amount)).data,
+    )

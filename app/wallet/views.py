@@ -2,10 +2,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from app.core.idempotency import fingerprint, idempotency_key_from, run_idempotent
+from app.core.idempotency import idempotency_key_from
 from app.core.openapi import BAD_BODY, IDEMPOTENCY_KEY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated
 from app.core.pagination import PageParams, newest_first_page
-from sharding.routing import node_for_user
 
 from . import selectors, services
 from .serializers import DepositIn, DepositOut, LedgerEntryOut, WalletOut
@@ -34,11 +33,8 @@ class DepositView(APIView):
         key = idempotency_key_from(request)
         params = DepositIn(data=request.data)
         params.is_valid(raise_exception=True)
-        amount = params.validated_data["amount"]
-        status, body = run_idempotent(
-            user_id=request.user.id, key=key, request_hash=fingerprint("deposit", {"amount": amount}),
-            nodes=[node_for_user(request.user.id)],
-            operation=lambda: DepositOut(services.deposit(request.user.id, amount)).data,
+        status, body = services.deposit_funds(
+            user_id=request.user.id, amount=params.validated_data["amount"], idempotency_key=key,
         )
         return Response(body, status=status)
 

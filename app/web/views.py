@@ -18,17 +18,15 @@ from app.catalog.search import ListingQuery, search_listings
 from app.catalog.selectors import inventory_of
 from app.catalog.serializers import ListingSearchIn
 from app.core.errors import NotFound, ServiceError, error_body
-from app.core.idempotency import KeyReused, fingerprint, run_idempotent
+from app.core.idempotency import KeyReused
 from app.orders.selectors import purchases_of, sales_of
-from app.orders.serializers import PlacedOrderOut
 from app.orders.services import place_order
 from app.reports.selectors import platform_report
 from app.reports.serializers import ReportParams
 from app.wallet import services as wallet
 from app.wallet.selectors import balance_of, ledger_of
-from app.wallet.serializers import DepositOut
 from sharding.errors import FanOutError, InvalidCursorError, InvalidIdError
-from sharding.routing import node_for_id, node_for_user
+from sharding.routing import parse_routable_id
 from sharding.transactions import LockTimeoutError
 
 from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm
@@ -78,11 +76,10 @@ def _error_message(body):
     return body.get("error", {}).get("message") or "Something went wrong; try again."
 
 
-def _run_form(request, key, request_hash, nodes, operation):
-    """run_idempotent for a form: (status, body), with the errors it raises itself as bodies too."""
+def _run_form(operation, **params):
+    """An idempotent service for a form: (status, body), with the errors it raises itself as bodies too."""
     try:
-        return run_idempotent(user_id=request.user.id, key=key, request_hash=request_hash, nodes=nodes,
-                              operation=operation)
+        return operation(**params)
     except KeyReused:
         # The same rendered form sent again with other values (the browser's back button): its key is spent.
         return 422, error_body("idempotency_key_reused", "This form was already sent with other values; "
@@ -170,7 +167,7 @@ def buy(request, item_id):
 def _place_order(request, item_id):
     """POST of the confirmation step. No lookup first: a replayed key must answer even once the item is sold."""
     try:
-        seller_node = node_for_id(item_id)
+        parse_routable_id(item_id)
     except InvalidIdError:
         raise Http404("No such item.") from None
     form = BuyForm(request.POST)
@@ -179,8 +176,7 @@ def _place_order(request, item_id):
         return redirect("web:buy", item_id=item_id)
     key, price = form.cleaned_data["idempotency_key"], form.cleaned_data["expected_price"]
     status, body = _run_form(
-        request, key, fingerprint("purchase", {"item_id": item_id, "expected_price": price}), [seller_node],
-        lambda: PlacedOrderOut(place_order(request.user, item_id, price)).data,
+        place_order, buyer=request.user, listing_id=item_id, expected_price=price, idempotency_key=key
     )
     if status == 201:
         messages.success(request, f"Purchase complete: you paid ${body['price']}. Your balance is ${body['balance']}.")
@@ -291,8 +287,7 @@ def wallet_page(request):
     if request.method == "POST" and form.is_valid():
         amount = form.cleaned_data["amount"]
         status, body = _run_form(
-            request, form.cleaned_data["idempotency_key"], fingerprint("deposit", {"amount": amount}),
-            [node_for_user(user_id)], lambda: DepositOut(wallet.deposit(user_id, amount)).data,
+            wallet.deposit_funds, user_id=user_id, amount=amount, idempotency_key=form.cleaned_data["idempotency_key"]
         )
         if status == 201:
             messages.success(request, f"Deposited ${body['amount']}. Your balance is ${body['balance']}.")

@@ -3,7 +3,7 @@
     python manage.py seed_demo --users 50 --items 500 [--sales K] [--seed 42] [--if-empty]
 
 Money only moves through the services (app.wallet.services.deposit,
-app.orders.services.place_order), so wallets, ledgers, purchases and sales stay
+app.orders.services.buy_listing), so wallets, ledgers, purchases and sales stay
 consistent; users and items, which move no money, are bulk-inserted for speed.
 """
 import random
@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from app.catalog.models import Item
 from app.core.demo_data import DEMO_PASSWORD, demo_deposit, demo_item
 from app.core.errors import ServiceError
-from app.orders.services import place_order
+from app.orders.services import buy_listing
 from app.wallet.services import deposit
 from sharding.fanout import fan_out
 from sharding.routing import all_workers, node_for_id, node_for_user
@@ -214,7 +214,7 @@ class Command(BaseCommand):
     # Sales --------------------------------------------------------------
 
     def make_sales(self, users, listings, n_sales, deposited):
-        """Up to n_sales purchases through place_order; returns (made, skipped)."""
+        """Up to n_sales purchases through buy_listing; returns (made, skipped)."""
         progress = Progress(self.stderr, "sales", n_sales, self.show_progress)
         balance = dict(deposited)  # a lower bound of each wallet: pick listings the buyer can afford
         pool = list(listings)
@@ -232,7 +232,7 @@ class Command(BaseCommand):
             pool.pop()
             try:
                 with atomic_on_nodes([node_for_user(buyer.id), node_for_id(listing_id)]):
-                    place_order(buyer, listing_id, price)
+                    buy_listing(buyer, listing_id, price)
             except (ServiceError, LockTimeoutError):
                 skipped += 1
                 continue

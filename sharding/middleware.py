@@ -1,0 +1,16 @@
+"""Each web request routes by a placement at least as new as the requests that finished before it began.
+
+After a shard moves, a process whose cached map is a few seconds old would
+read the old worker's copy; checking the version once per request (one
+coordinator query, and only in requests that route) rules that out.
+"""
+from .routing import check_placement_at_next_lookup
+
+
+class FreshPlacementMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        check_placement_at_next_lookup()
+        return self.get_response(request)
