@@ -82,6 +82,10 @@ def cmd_status(args, _extra) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print_table([STATUS_COLUMNS, *map(_status_cells, rows)])
+        moves = core.shard_moves(args.name)
+        if moves:
+            print("\nshard moves (in progress, then the latest):")
+            print_table([MOVE_COLUMNS, *map(_move_cells, moves)])
     return 0 if all(r["postgres"] == "up" and r["bouncer"] == "up" for r in rows) else 1
 
 
@@ -95,6 +99,17 @@ def _status_cells(row: dict) -> tuple:
         prepared = "0"
     return (row["name"], row["role"], row["port"], row["bouncer_port"], row["postgres"], row["bouncer"],
             shards, prepared)
+
+
+MOVE_COLUMNS = ("move", "shard", "from", "to", "state", "rows", "lag", "write pause", "duration")
+
+
+def _move_cells(move: dict) -> tuple:
+    rows = f"{move['rows_copied']}/{move['rows_total']}" if move["rows_total"] else str(move["rows_copied"])
+    lag = "-" if move["lag_bytes"] is None else f"{move['lag_bytes']} B"
+    pause = "-" if move["write_pause_ms"] is None else f"{move['write_pause_ms']:.1f} ms"
+    return (move["id"], move["shard"], move["source"], move["target"], move["state"], rows, lag, pause,
+            f"{float(move['duration_s']):.1f} s")
 
 
 def print_table(rows: list) -> None:

@@ -223,6 +223,36 @@ def status(name: str | None = None) -> list[dict]:
     return [_node_status(cfg, node, placements) for node in cfg["nodes"]]
 
 
+MOVES_SQL = """
+SELECT id, shard, source, target, state, rows_copied, rows_total, lag_bytes, write_pause_ms,
+       extract(epoch FROM coalesce(finished_at, now()) - created_at)
+FROM sharding_shard_move
+WHERE state NOT IN ('done', 'aborted') OR id IN (SELECT id FROM sharding_shard_move ORDER BY id DESC LIMIT %s)
+ORDER BY id DESC
+"""
+MOVE_FIELDS = ("id", "shard", "source", "target", "state", "rows_copied", "rows_total", "lag_bytes",
+               "write_pause_ms", "duration_s")
+
+
+def shard_moves(name: str | None = None, recent: int = 5) -> list[dict] | None:
+    """Moves in progress and the latest `recent` ones, newest first (None before the app is migrated)."""
+    cfg = load_config(name)
+    coordinator = next(n for n in cfg["nodes"] if n["role"] == "coordinator")
+    try:
+        conn = postgres.connect(cfg, coordinator, timeout=3)
+    except psycopg2.OperationalError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('sharding_shard_move') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute(MOVES_SQL, (recent,))
+            return [dict(zip(MOVE_FIELDS, row)) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
 def _node_status(cfg: dict, node: dict, placements: dict[str, list[int]] | None) -> dict:
     shards = None if placements is None else placements.get(node["name"], [])
     row = {

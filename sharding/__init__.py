@@ -1,8 +1,14 @@
-"""The routing layer: shard map, router, ids, fan-out, and (later) distributed transactions.
+"""The routing layer: shard map, router, ids, fan-out, distributed transactions and online shard moves.
 
-It knows nothing about the marketplace. Public entry points:
-  sharding.routing  shard_of, node_for_user, node_for_id, all_workers, coordinator
-  sharding.ids      shard_of_id, decode_id, new_ids, parse_id
-  sharding.fanout   fan_out, fan_out_page, merge_ordered
-  sharding.models   ShardedModel (base of every sharded model)
+It knows nothing about the application that uses it. Public entry points:
+  sharding.routing       shard_of, node_for_user, node_for_id, all_workers, coordinator, current_placement
+  sharding.ids           shard_of_id, decode_id, new_ids, parse_id
+  sharding.fanout        fan_out, fan_out_page, merge_ordered
+  sharding.models        ShardedModel (base of every sharded model)
+  sharding.transactions  atomic_on_nodes, retry_when_moved, LockTimeoutError, ShardMovedError
+  sharding.recovery      recover_in_doubt_transactions, in_doubt_transactions
+  sharding.moves         start_move, run_move, abort_move (manage.py move_shard), moves_overview
+  sharding.rebalance     plan_rebalance, plan_drain, run_plan (manage.py rebalance, drain_node)
+  sharding.nodes         add_worker, remove_worker (manage.py add_worker, remove_worker)
+  sharding.health        node_health, assert_cluster_reachable
 """

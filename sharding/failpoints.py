@@ -17,7 +17,8 @@ BETWEEN_COMMITS = "between_commits"
 # A shard move's steps (sharding.moves.STEPS), each armed as move_<step>.
 MOVE_STEPS = ("announced", "published", "subscribed", "copied", "fenced", "marked", "owned", "switched",
               "released", "unsubscribed")
-NAMES = (AFTER_FIRST_PREPARE, BEFORE_DECISION, AFTER_DECISION, BETWEEN_COMMITS, *(f"move_{step}" for step in MOVE_STEPS))
+NAMES = (AFTER_FIRST_PREPARE, BEFORE_DECISION, AFTER_DECISION, BETWEEN_COMMITS)  # the two-phase commit's
+KNOWN = (*NAMES, *(f"move_{step}" for step in MOVE_STEPS))
 
 EXIT_CODE = 70
 _armed = {}
@@ -31,8 +32,8 @@ def arm(name, action="raise", probability=1.0):
     """Arm a failpoint. action: "raise", "exit" (os._exit, a real crash) or a callable."""
     if not settings.SHARDING.get("FAILPOINTS"):
         raise RuntimeError("failpoints are disabled in these settings")
-    if name not in NAMES:
-        raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(NAMES)}")
+    if name not in KNOWN:
+        raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(KNOWN)}")
     if action not in ("raise", "exit") and not callable(action):
         raise ValueError(f"unknown failpoint action {action!r}")
     _armed[name] = (action, probability)

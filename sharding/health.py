@@ -8,6 +8,7 @@ from django.db import connections
 from .config import COORDINATOR_ALIAS
 from .errors import ShardingError
 from .fanout import fan_out
+from .routing import all_workers
 
 
 class ClusterUnavailableError(ShardingError):
@@ -33,7 +34,7 @@ def _ping(alias):
 
 def node_health(timeout=2.0):
     """One NodeHealth per node (coordinator first), probing all nodes in parallel."""
-    aliases = list(settings.DATABASES)
+    aliases = [COORDINATOR_ALIAS, *all_workers()]
     probe = fan_out(_ping, aliases, timeout=timeout, allow_partial=True)
     report = []
     for alias in aliases:

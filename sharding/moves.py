@@ -380,7 +380,6 @@ class _MoveSession:
         self._drop_replication()
         _step("unsubscribed")
         _delete_shard_rows(self.source, self.move.shard)
-        _execute(self.target, "DELETE FROM sharding_move_marker WHERE move_id = %s", [self.move.id])
         with transaction.atomic(using=COORDINATOR_ALIAS):
             bump_placement_version()
             self.record(ShardMove.DONE, finished_at=timezone.now(), lag_bytes=0)
@@ -394,7 +393,8 @@ class _MoveSession:
             _execute(self.target, f"DROP SUBSCRIPTION {name}")
         _drop_slot(self.source, name)
         _execute(self.source, f"DROP PUBLICATION IF EXISTS {name}")
-        _execute(self.source, "DELETE FROM sharding_move_marker WHERE move_id = %s", [self.move.id])
+        for conn in (self.source, self.target):
+            _execute(conn, "DELETE FROM sharding_move_marker WHERE move_id = %s", [self.move.id])
 
     # backward
 
@@ -551,3 +551,23 @@ def _disown(node, shard):
         _execute(conn, "DELETE FROM sharding_owned_shard WHERE shard = %s", [shard])
     finally:
         conn.close()
+
+
+# --- what DBAs and monitoring see -------------------------------------------------------------------------------
+
+def move_summary(move):
+    return {
+        "id": move.id, "shard": move.shard, "source": move.source, "target": move.target, "state": move.state,
+        "rows_copied": move.rows_copied, "rows_total": move.rows_total, "lag_bytes": move.lag_bytes,
+        "write_pause_ms": move.write_pause_ms, "duration_s": None if move.duration_seconds is None
+        else round(move.duration_seconds, 1), "started_at": move.created_at.isoformat(),
+    }
+
+
+def moves_overview(recent=5):
+    """Moves under way (phase, rows, lag) and the latest finished ones, newest first."""
+    journal = ShardMove.objects.using(COORDINATOR_ALIAS)
+    return {
+        "in_progress": [move_summary(m) for m in journal.exclude(state__in=ShardMove.FINISHED).order_by("-id")],
+        "recent": [move_summary(m) for m in journal.filter(state__in=ShardMove.FINISHED).order_by("-id")[:recent]],
+    }

@@ -8,4 +8,5 @@ from app.settings import INSTALLED_APPS  # noqa: E402
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.shardtest"]
 
-SHARDING = {**SHARDING, "FAILPOINTS": True}  # noqa: F405
+# Failpoints on; a placement is trusted for half a second, so a shard move announces itself quickly.
+SHARDING = {**SHARDING, "FAILPOINTS": True, "PLACEMENT_TTL": 0.5}  # noqa: F405

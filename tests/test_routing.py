@@ -13,11 +13,14 @@ from tests.shardtest.models import Note
 pytestmark = pytest.mark.usefixtures("clean_shardtest")
 
 
-def test_every_logical_shard_is_placed_round_robin_over_the_workers():
+def test_every_logical_shard_is_placed_evenly_over_the_workers():
+    # Round-robin at creation; shard moves may have changed which shard is where since, not the balance.
     placement = current_placement()
     workers = all_workers()
     assert len(placement.nodes) == settings.SHARDING["LOGICAL_SHARDS"]
-    assert list(placement.nodes) == [workers[shard % len(workers)] for shard in range(len(placement.nodes))]
+    assert set(placement.nodes) == set(workers)
+    counts = [placement.nodes.count(worker) for worker in workers]
+    assert max(counts) - min(counts) <= 1, counts
 
 
 def test_shard_of_is_stable_and_in_range():

@@ -2,6 +2,7 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
 from sharding.health import node_health
+from sharding.moves import moves_overview
 from sharding.recovery import in_doubt_transactions
 
 
@@ -15,5 +16,6 @@ def health(request):
         "status": "ok" if healthy else "degraded",
         "nodes": [{"name": n.name, "role": n.role, "ok": n.ok, "latency_ms": n.latency_ms} for n in nodes],
         "in_doubt_transactions": in_doubt,
+        "shard_moves": moves_overview(),
     }
     return JsonResponse(body, status=200 if healthy else 503)

@@ -51,7 +51,8 @@ from django.utils import timezone
 
 from app.catalog.models import ListingEvent
 from app.core.errors import NotFound, ServiceError
-from sharding.routing import all_workers
+from sharding.routing import all_workers, node_for_id
+from sharding.transactions import retry_when_moved
 
 from .models import EVENTS, WebhookDelivery, WebhookEndpoint
 
@@ -303,14 +304,13 @@ def _deliver_on(alias, batch, timeout):
     deadline = time.monotonic() + _setting("WEBHOOK_RUN_SECONDS", 10)
     endpoints = WebhookEndpoint.objects.in_bulk({d.endpoint_id for d in claimed})
     events = ListingEvent.objects.using(alias).in_bulk([d.event_id for d in claimed])
-    ours = WebhookDelivery.objects.using(alias).filter(status=WebhookDelivery.PENDING, next_attempt_at=lease_until)
 
     jobs, delivered, failed = {}, 0, 0  # endpoint id -> [(delivery, event)], oldest due first
     for delivery in claimed:
         endpoint, event = endpoints.get(delivery.endpoint_id), events.get(delivery.event_id)
         if endpoint is None or not endpoint.is_active or event is None:
             reason = ENDPOINT_DISABLED if event is not None else "event no longer exists"
-            ours.filter(id=delivery.id).update(status=WebhookDelivery.FAILED, last_error=reason)
+            _record(delivery, lease_until, status=WebhookDelivery.FAILED, last_error=reason)
             failed += 1
         else:
             jobs.setdefault(endpoint.id, []).append((delivery, event))
@@ -328,31 +328,39 @@ def _deliver_on(alias, batch, timeout):
         endpoint, disabled, pause = endpoints[endpoint_id], False, 0
         for (delivery, _), outcome in zip(jobs[endpoint_id], outcomes):
             now = timezone.now()
-            mine = ours.filter(id=delivery.id)
             if outcome is HELD_BACK:
                 if disabled:
-                    mine.update(status=WebhookDelivery.FAILED, last_error=ENDPOINT_DISABLED)
+                    _record(delivery, lease_until, status=WebhookDelivery.FAILED, last_error=ENDPOINT_DISABLED)
                     failed += 1
                 else:  # wait as long as the endpoint's failures in a row say, without spending an attempt
-                    mine.update(next_attempt_at=now + timedelta(seconds=pause))
+                    _record(delivery, lease_until, next_attempt_at=now + timedelta(seconds=pause))
                 continue
             attempts = delivery.attempts + 1
             if outcome.ok:
-                mine.update(status=WebhookDelivery.DELIVERED, delivered_at=now, attempts=attempts, last_error="")
+                _record(delivery, lease_until, status=WebhookDelivery.DELIVERED, delivered_at=now, attempts=attempts, last_error="")
                 WebhookEndpoint.objects.filter(id=endpoint_id).exclude(consecutive_failures=0).update(consecutive_failures=0)
                 delivered += 1
                 continue
             if attempts >= max_attempts:
-                mine.update(status=WebhookDelivery.FAILED, attempts=attempts, last_error=outcome.error)
+                _record(delivery, lease_until, status=WebhookDelivery.FAILED, attempts=attempts, last_error=outcome.error)
                 failed += 1
             else:
-                mine.update(
-                    attempts=attempts, last_error=outcome.error,
+                _record(
+                    delivery, lease_until, attempts=attempts, last_error=outcome.error,
                     next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts)),
                 )
             disabled = _count_failure(endpoint)
             pause = backoff_seconds(endpoint.consecutive_failures + 1)
     return delivered, failed
+
+
+@retry_when_moved
+def _record(delivery, lease_until, **outcome):
+    """Record an outcome only while the claim is still ours, on the worker that holds the delivery now: if its
+    shard moved during the POST, the claim moved with it, and the delivery is not sent again."""
+    WebhookDelivery.objects.using(node_for_id(delivery.id)).filter(
+        id=delivery.id, status=WebhookDelivery.PENDING, next_attempt_at=lease_until,
+    ).update(**outcome)
 
 
 def _count_failure(endpoint):

@@ -2,7 +2,6 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from app.catalog.models import Item
@@ -11,11 +10,11 @@ from app.core.errors import NotFound
 from app.orders.models import Purchase, Sale
 from app.reports.selectors import PURCHASES, SALES, summarize, user_rows
 from app.wallet.models import LedgerEntry, Wallet
-from sharding.config import node_alias
 from sharding.cursors import decode_cursor, encode_cursor
 from sharding.errors import InvalidCursorError, InvalidIdError
 from sharding.fanout import fan_out
 from sharding.health import node_health
+from sharding.moves import moves_overview
 from sharding.recovery import in_doubt_transactions
 from sharding.routing import coordinator, current_placement
 
@@ -123,14 +122,14 @@ def cluster_overview():
     # A worker that gives no answer within the fan-out timeout is shown as such, not an error page.
     counts = fan_out(_row_counts, allow_partial=True).results
     prepared = in_doubt_transactions()
-    config = {node_alias(node): node for node in settings.CLUSTER_CONFIG["nodes"]}
+    info = {coordinator() if n.role == "coordinator" else n.name: n for n in placement.node_info.values()}
     nodes = []
     for node in health:
         alias = coordinator() if node.role == "coordinator" else node.name
         is_worker = alias != coordinator()
         nodes.append(NodeOverview(
             name=node.name, role=node.role,
-            address=f"{config[alias]['host']}:{config[alias]['port']}", bouncer_port=config[alias].get("bouncer_port"),
+            address=f"{info[alias].host}:{info[alias].port}", bouncer_port=info[alias].bouncer_port,
             up=node.ok, latency_ms=node.latency_ms,
             shards=placement.shards_of_node(alias) if is_worker else None,
             row_counts=counts.get(alias), in_doubt=prepared.get(alias),
@@ -148,4 +147,5 @@ def cluster_overview():
         "placement_version": placement.version,
         "logical_shards": len(placement.nodes),
         "users": get_user_model().objects.using(coordinator()).count(),
+        "moves": moves_overview(),
     }

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 from django.utils.module_loading import import_string
 
+from sharding.moves import settle_abandoned_fences
 from sharding.recovery import recover_in_doubt_transactions
 
 logger = logging.getLogger("sharding.maintenance")
@@ -49,3 +50,5 @@ class Command(BaseCommand):
         report = recover_in_doubt_transactions()
         if report.committed or report.rolled_back or report.unreachable:
             logger.info("recovery: %s", report.summary())
+        # A shard move's fence that its dead mover left prepared would hold writers of that shard back.
+        settle_abandoned_fences()
