@@ -72,7 +72,7 @@ def add_worker(*, name: str, host: str, port: int, bouncer_port: int | None = No
     if problems:
         raise NodeError(f"{host}:{port} cannot be a worker yet: " + "; ".join(problems))
     node = NodeInfo(name, Node.WORKER, host, port, bouncer_port)
-    register_node(node)
+    register_node(node, before_catalogue=True)
     if bouncer_port:
         _check_bouncer(name)
     log(f"migrating {name} ...")

@@ -173,6 +173,8 @@ def _read_placement():
     workers = tuple(sorted((name for name, node in info.items() if node.role == "worker"), key=node_sort_key))
     for name in workers:
         register_node(info[name])
+    for alias in set(connections.settings) - set(workers) - {COORDINATOR_ALIAS} - _being_added:
+        del connections.settings[alias]  # a removed worker: this process stops using it
     unknown = set(nodes) - set(workers)
     if unknown:
         raise PlacementError(f"shards are placed on {', '.join(sorted(unknown))}, which the catalogue does not list")
@@ -180,8 +182,13 @@ def _read_placement():
     return Placement(version, tuple(nodes), time.monotonic(), workers, info, moves)
 
 
-def register_node(node):
+_being_added = set()  # aliases registered before the catalogue lists them (a worker being migrated)
+
+
+def register_node(node, *, before_catalogue=False):
     """Make a catalogue node a database alias of this process (connections are opened lazily)."""
+    if before_catalogue:
+        _being_added.add(node.name)
     if node.name in connections.settings or not node.host:
         return
     direct = settings.SHARDING.get("DIRECT_CONNECTIONS", False)
