@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "app.core.middleware.NodeUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "app.urls"
@@ -120,6 +121,8 @@ SHARDING = {
     "GID_PREFIX": "mkt",
     "RECOVERY_GRACE_SECONDS": float(os.environ.get("SHARDING_RECOVERY_GRACE_SECONDS", "10")),
     "RECOVERY_INTERVAL_SECONDS": float(os.environ.get("SHARDING_RECOVERY_INTERVAL_SECONDS", "5")),
+    # A node that failed is probed this often; until it answers, requests that need it fail at once (503).
+    "BREAKER_PROBE_SECONDS": float(os.environ.get("SHARDING_BREAKER_PROBE_SECONDS", "1")),
     # Failpoints let tests crash a two-phase commit at chosen moments; never in production.
     "FAILPOINTS": False,
 }

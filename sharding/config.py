@@ -49,6 +49,20 @@ def _validate(config, path):
         raise ClusterConfigError(f"cluster config {path} must name exactly one coordinator")
 
 
+# A node that stops answering costs seconds, not minutes: libpq gives up connecting after
+# connect_timeout, TCP keepalives notice a silent peer within about 3 s (idle 1 s, then 2 probes
+# 1 s apart), and tcp_user_timeout drops a connection whose sent data stays unacknowledged for
+# 2.5 s. None of them limits a slow query on a live node (its kernel answers the keepalives).
+BOUNDED_WAITS = {
+    "connect_timeout": 2,
+    "keepalives": 1,
+    "keepalives_idle": 1,
+    "keepalives_interval": 1,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 2500,
+}
+
+
 def node_alias(node):
     return COORDINATOR_ALIAS if node["role"] == "coordinator" else node["name"]
 
@@ -59,7 +73,7 @@ def database_settings(config, *, direct=False, conn_max_age=60):
     for node in config["nodes"]:
         port = node["port"] if direct or not node.get("bouncer_port") else node["bouncer_port"]
         databases[node_alias(node)] = {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "sharding.backend",  # PostgreSQL behind each node's circuit breaker
             "NAME": config["database"],
             "USER": config["user"],
             "PASSWORD": config["password"],
@@ -69,7 +83,7 @@ def database_settings(config, *, direct=False, conn_max_age=60):
             "CONN_HEALTH_CHECKS": True,
             # pgbouncer in transaction mode cannot keep a server-side cursor open.
             "DISABLE_SERVER_SIDE_CURSORS": True,
-            "OPTIONS": {"connect_timeout": 3, "application_name": "marketplace"},
+            "OPTIONS": {"application_name": "django", **BOUNDED_WAITS},
             "TEST": {"NAME": config["database"]},
         }
     return databases
@@ -86,5 +100,5 @@ def direct_dsn(config, node_name):
 def dsn_for(config, *, host, port):
     return {
         "host": host, "port": port, "dbname": config["database"], "user": config["user"],
-        "password": config["password"], "connect_timeout": 3,
+        "password": config["password"], **BOUNDED_WAITS,
     }

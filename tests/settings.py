@@ -9,4 +9,5 @@ from app.settings import INSTALLED_APPS  # noqa: E402
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.shardtest"]
 
 # Failpoints on; a placement is trusted for half a second, so a shard move announces itself quickly.
-SHARDING = {**SHARDING, "FAILPOINTS": True, "PLACEMENT_TTL": 0.5}  # noqa: F405
+# A failed node is probed every 0.2 s, so a test that restarts one gets it back at once.
+SHARDING = {**SHARDING, "FAILPOINTS": True, "PLACEMENT_TTL": 0.5, "BREAKER_PROBE_SECONDS": 0.2}  # noqa: F405

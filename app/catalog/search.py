@@ -87,8 +87,12 @@ def _ordering(sort, query):
     return [column.desc() if sort.descending else column.asc() for column in columns]
 
 
-def search_listings(query, *, page_size, cursor=None):
-    """One page of matching listings in global order: Page(rows, next_cursor)."""
+def search_listings(query, *, page_size, cursor=None, allow_partial=False):
+    """One page of matching listings in global order: Page(rows, next_cursor, failed).
+
+    allow_partial: a worker that is down or too slow is left out and named in
+    `failed`, instead of failing the whole search.
+    """
     sort = SORTS[query.sort]
 
     def page_on(alias, after, limit):
@@ -104,4 +108,5 @@ def search_listings(query, *, page_size, cursor=None):
     return fan_out_page(
         page_on, key=lambda item: tuple(getattr(item, field) for field in sort.fields),
         page_size=page_size, cursor=cursor, cursor_types=sort.types, descending=sort.descending, nodes=nodes,
+        allow_partial=allow_partial,
     )

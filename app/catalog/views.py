@@ -5,7 +5,7 @@ from rest_framework.views import APIView
 
 from app.core.errors import NotFound
 from app.core.fields import ID_PATTERN
-from app.core.openapi import BAD_BODY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated
+from app.core.openapi import BAD_BODY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated, partial_page
 from app.core.pagination import PageParams, newest_first_page, page_params
 from sharding.errors import InvalidIdError
 from sharding.routing import parse_routable_id
@@ -98,13 +98,14 @@ class ListingSearchView(APIView):
         operation_id="listings_list",
         parameters=[ListingSearchIn, PageParams],
         responses={
-            200: paginated(ItemOut),
+            200: partial_page(ItemOut),
             **errors(PAGE_ERRORS, (401, "authentication_failed"), TRY_AGAIN),
         },
         description=(
             "Full-text search of titles and descriptions, with typo-tolerant title matching. `sort`: `relevance` "
             "(the default with `q`, which it needs), `newest` (the default otherwise), `price`, `-price`. "
-            "`min_price` must not be above `max_price`."
+            "`min_price` must not be above `max_price`. A worker that is down or does not answer in time is left "
+            "out: the page then says `partial: true` and names it in `unavailable_nodes`."
         ),
     )
     def get(self, request):
@@ -117,5 +118,8 @@ class ListingSearchView(APIView):
             category=found["category"], seller_id=found.get("seller"), sort=found["sort"],
             exclude_user_id=request.user.id if request.user.is_authenticated else None,
         )
-        page = search_listings(query, page_size=page_size, cursor=cursor)
-        return Response({"results": ItemOut(page.rows, many=True).data, "next": page.next_cursor})
+        page = search_listings(query, page_size=page_size, cursor=cursor, allow_partial=True)
+        return Response({
+            "results": ItemOut(page.rows, many=True).data, "next": page.next_cursor,
+            "partial": bool(page.failed), "unavailable_nodes": page.failed,
+        })

@@ -5,6 +5,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from sharding.breaker import retry_after_seconds, unavailable_nodes
 from sharding.errors import FanOutError, InvalidCursorError
 from sharding.transactions import LockTimeoutError, ShardMovedError
 
@@ -62,10 +63,11 @@ def exception_handler(exc, context):
         return Response(exc.as_body(), status=exc.status)
     if isinstance(exc, InvalidCursorError):
         return Response(error_body("invalid_cursor", str(exc)), status=400)
-    if isinstance(exc, FanOutError):
+    nodes = unavailable_nodes(exc)
+    if nodes is not None:  # a node is down, unreachable or too slow: never a 500
         return Response(
-            error_body("try_again", "Some of our data nodes did not answer in time; try again.", {"nodes": exc.nodes}),
-            status=503, headers={"Retry-After": "5"},
+            error_body("try_again", "Some of our data nodes did not answer in time; try again.", {"nodes": nodes}),
+            status=503, headers={"Retry-After": str(retry_after_seconds())},
         )
     if isinstance(exc, (LockTimeoutError, ShardMovedError)):
         return Response(error_body("try_again", "The resource is busy; try again."), status=503, headers={"Retry-After": "1"})

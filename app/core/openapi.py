@@ -54,6 +54,18 @@ def paginated(row_serializer):
     })
 
 
+@functools.cache
+def partial_page(row_serializer):
+    """A page gathered from every worker, which says which workers it lacks when some did not answer."""
+    return type(f"Partial{row_serializer.__name__}Page", (paginated(row_serializer),), {
+        "partial": serializers.BooleanField(help_text="True when some workers did not answer: results are missing."),
+        "unavailable_nodes": serializers.ListField(
+            child=serializers.CharField(), help_text="The workers whose listings are missing from this page."
+        ),
+        "__doc__": f"A page of {row_serializer.__name__} rows from every worker that answered.",
+    })
+
+
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     {"type": "string", "minLength": 1, "maxLength": 255},

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F
@@ -54,6 +53,7 @@ from app.core.errors import NotFound, ServiceError
 from sharding.routing import all_workers, node_for_id
 from sharding.transactions import retry_when_moved
 
+from .http import PostFailed, post_bounded
 from .models import EVENTS, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger("app.partners.webhooks")
@@ -227,18 +227,21 @@ class Outcome:
 
 
 def post_event(endpoint, event, timeout):
-    """POST one event to one endpoint; never raises."""
+    """POST one event to one endpoint; never raises.
+
+    The whole exchange ends within `timeout` seconds and at most
+    WEBHOOK_RESPONSE_MAX_BYTES of the answer are read (app.partners.http), so a
+    receiver that drips bytes or never answers costs one timeout.
+    """
     body = event_body(event)
     try:
-        response = requests.post(
-            endpoint.url, data=body, headers=signed_headers(endpoint.secret, event.id, body),
-            timeout=timeout, allow_redirects=False,
-        )
-    except requests.RequestException as exc:
-        return Outcome(False, f"{type(exc).__name__}: {exc}"[:500])
-    if 200 <= response.status_code < 300:
+        answer = post_bounded(endpoint.url, body, signed_headers(endpoint.secret, event.id, body),
+                              deadline_seconds=timeout, max_bytes=_setting("WEBHOOK_RESPONSE_MAX_BYTES", 65536))
+    except PostFailed as exc:
+        return Outcome(False, str(exc)[:500])
+    if 200 <= answer.status < 300:
         return Outcome(True)
-    return Outcome(False, f"HTTP {response.status_code}: {response.text[:200]}")
+    return Outcome(False, f"HTTP {answer.status}: {answer.body[:200].decode(errors='replace')}")
 
 
 def deliver_due(batch=100, timeout=5):

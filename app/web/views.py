@@ -94,13 +94,10 @@ def _run_form(operation, **params):
 
 
 def home(request):
-    listings, unavailable = [], False
-    try:
-        page = search_listings(ListingQuery(sort="newest", exclude_user_id=_viewer_id(request)), page_size=HOME_LISTINGS)
-        listings = page.rows
-    except FanOutError:
-        unavailable = True
-    return render(request, "web/home.html", {"listings": listings, "categories": CATEGORIES, "unavailable": unavailable})
+    page = search_listings(
+        ListingQuery(sort="newest", exclude_user_id=_viewer_id(request)), page_size=HOME_LISTINGS, allow_partial=True
+    )
+    return render(request, "web/home.html", {"listings": page.rows, "categories": CATEGORIES, "partial": page.failed})
 
 
 def search(request):
@@ -118,14 +115,12 @@ def search(request):
         exclude_user_id=_viewer_id(request), sort=data["sort"],
     )
     try:
-        page = search_listings(query, page_size=SEARCH_PAGE_SIZE, cursor=request.GET.get("cursor") or None)
+        page = search_listings(query, page_size=SEARCH_PAGE_SIZE, cursor=request.GET.get("cursor") or None,
+                               allow_partial=True)
     except InvalidCursorError:
         context["errors"] = {"cursor": ["This page link is out of date; start the search again."]}
         return render(request, "web/search.html", context, status=400)
-    except FanOutError:
-        context["errors"] = {"non_field_errors": ["Some of our data nodes did not answer in time; try again."]}
-        return render(request, "web/search.html", context, status=503)
-    context.update(listings=page.rows, searched=True)
+    context.update(listings=page.rows, searched=True, partial=page.failed)
     if page.next_cursor:
         following = request.GET.copy()
         following["cursor"] = page.next_cursor

@@ -1,0 +1,26 @@
+"""A data node that is down or unreachable is a 503 `try_again` on every page and endpoint, never a 500."""
+from django.http import JsonResponse
+from django.template.response import TemplateResponse
+
+from sharding.breaker import retry_after_seconds, unavailable_nodes
+
+from .errors import error_body
+
+
+class NodeUnavailableMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        nodes = unavailable_nodes(exception)
+        if nodes is None:
+            return None
+        headers = {"Retry-After": str(retry_after_seconds())}
+        if request.path.startswith(("/api/", "/health")):
+            body = error_body("try_again", "A data node is unavailable; try again shortly.", {"nodes": nodes})
+            return JsonResponse(body, status=503, headers=headers)
+        response = TemplateResponse(request, "503.html", status=503, headers=headers)
+        return response.render()

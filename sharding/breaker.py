@@ -1,0 +1,133 @@
+"""Per-process node health: one circuit breaker per node, so a node that stops answering costs a few seconds once.
+
+  closed  Requests use the node. A connection-level failure (it cannot be
+          reached, the connection broke, or it gave no answer within the
+          client-side bounds: connect timeout, TCP keepalives and
+          tcp_user_timeout) opens the breaker.
+  open    Whatever needs the node fails at once with NodeUnavailableError
+          (the API answers 503 `try_again` with Retry-After); what does not
+          need it is unaffected. A background probe connects to the node
+          every BREAKER_PROBE_SECONDS; its first success closes the breaker.
+
+A failure that the server itself reports (a constraint, a lock timeout, a
+fenced write) says the node is alive and opens nothing.
+"""
+import logging
+import threading
+import time
+
+import psycopg2
+from django.conf import settings
+from django.db import OperationalError
+
+from .errors import ShardingError
+
+logger = logging.getLogger("sharding.breaker")
+
+_open = {}  # alias -> (monotonic time it opened, reason)
+_lock = threading.Lock()
+
+
+class NodeUnavailableError(ShardingError, OperationalError):
+    """A node this request needs is down or unreachable; retrying after Retry-After seconds may succeed."""
+
+    def __init__(self, alias, reason=""):
+        self.alias = alias
+        super().__init__(f"node {alias} is unavailable{f' ({reason})' if reason else ''}; try again shortly")
+
+    @property
+    def nodes(self):
+        return [self.alias]
+
+
+def retry_after_seconds():
+    return max(1, round(settings.SHARDING["BREAKER_PROBE_SECONDS"]))
+
+
+def check(alias):
+    """Raise NodeUnavailableError at once while the node's breaker is open."""
+    state = _open.get(alias)
+    if state is not None:
+        raise NodeUnavailableError(alias, state[1])
+
+
+def is_open(alias):
+    return alias in _open
+
+
+def open_nodes():
+    return sorted(_open)
+
+
+def trip(alias, reason, probe_params):
+    """Open the node's breaker (if it is not open yet) and start probing it in the background."""
+    with _lock:
+        if alias in _open:
+            return
+        _open[alias] = (time.monotonic(), reason)
+    logger.warning("node %s is unavailable (%s): failing its requests fast until it answers again", alias, reason)
+    threading.Thread(target=_probe, args=(alias, probe_params), name=f"probe-{alias}", daemon=True).start()
+
+
+def wait_closed(alias, timeout):
+    """Wait until the node's breaker is closed (its probe reached it); whether it is."""
+    deadline = time.monotonic() + timeout
+    while alias in _open and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alias not in _open
+
+
+def close(alias):
+    with _lock:
+        state = _open.pop(alias, None)
+    if state is not None:
+        logger.info("node %s answers again after %.1fs", alias, time.monotonic() - state[0])
+
+
+def _probe(alias, params):
+    interval = settings.SHARDING["BREAKER_PROBE_SECONDS"]
+    while alias in _open:
+        time.sleep(interval)
+        try:
+            conn = psycopg2.connect(**params, connect_timeout=max(1, round(interval)))
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+            finally:
+                conn.close()
+        except psycopg2.Error:
+            continue
+        close(alias)
+
+
+# Server-reported codes that mean "not serving": shutting down, crashed, starting up.
+NOT_SERVING = {"57P01", "57P02", "57P03"}
+
+
+def unavailable_nodes(exc):
+    """The nodes an exception says are unavailable ([] when it cannot tell which), or None if it is another error."""
+    if isinstance(exc, NodeUnavailableError):
+        return exc.nodes
+    from .errors import FanOutError
+
+    if isinstance(exc, FanOutError):
+        return exc.nodes
+    cause = exc
+    while cause is not None:
+        if is_connection_failure(cause):
+            return []
+        cause = cause.__cause__
+    return None
+
+
+def is_connection_failure(exc):
+    """Whether a driver error means the node is unreachable or not serving, rather than a query's own failure.
+
+    libpq's own errors (no SQLSTATE: cannot connect, connection lost, a
+    timeout) and connection exceptions (class 08, which pgbouncer sends when
+    it cannot reach its server) count; anything else the server reported does not.
+    """
+    if not isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return False
+    code = getattr(exc, "pgcode", None)
+    return code is None or code.startswith("08") or code in NOT_SERVING
