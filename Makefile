@@ -12,7 +12,7 @@ PORT ?= 8000
 WORKERS ?= 2
 TEST_CLUSTER := test
 
-.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-cluster bench-2pc bench-round-trips bench-search bench
+.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-cluster bench-2pc bench-round-trips bench-search bench bench-rebalance
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-round-trips  round trips per same-worker and cross-worker purchase, per node"
 	@echo "make bench-search    search p50/p99 on 2 workers vs 1 worker holding the same rows"
 	@echo "make bench           the API under Locust on fresh clusters, with its baselines (about 22 min)"
+	@echo "make bench-rebalance an online rebalance from 2 to 3 workers under Locust load (about 6 min)"
 	@echo "make cluster-status  every node: role, port, up/down, shards, in-doubt transactions"
 	@echo "make cluster-down    stop the dev cluster (data kept)"
 	@echo "make cluster-destroy delete the dev cluster and its data"
@@ -96,6 +97,11 @@ $(BENCH_STAMP): requirements-bench.txt requirements.txt $(REQS_STAMP)
 bench: setup $(BENCH_STAMP)
 	@$(PY) -m benchmarks.run_bench --duration $(BENCH_DURATION) --warmup $(BENCH_WARMUP) --users $(BENCH_USERS) \
 		--gunicorn-workers $(GUNICORN_WORKERS) --gunicorn-threads $(GUNICORN_THREADS) $(BENCH_ARGS)
+
+# An online rebalance under load: a fresh cluster `rebal` (2 workers), gunicorn, Locust, then `cluster add-node` and
+# `manage.py rebalance --yes`; results in benchmarks/results/rebalance-latest.*. Not part of `make test`.
+bench-rebalance: setup $(BENCH_STAMP)
+	@$(PY) -m benchmarks.rebalance_bench $(BENCH_ARGS)
 
 cluster-status: venv
 	@$(PY) -m cluster status

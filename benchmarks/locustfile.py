@@ -54,17 +54,21 @@ class BenchUser(FastHttpUser):
     connection_timeout = 10.0
 
     def on_start(self):
-        index = next(_next_slot)
-        slots = DATA["slots"]
-        self.slot = slots[index % len(slots)]
-        self.headers = {"Authorization": f"Token {self.slot['token']}"}
-        pools = DATA.get("pools", {}).get(str(self.slot["slot"]), {})
-        self.pools = {kind: list(pools.get(kind, [])) for kind in ("same", "cross")}
+        self.index = index = next(_next_slot)
         self.rng = random.Random(index)
-        self.rng.shuffle(self.pools["same"])
-        self.rng.shuffle(self.pools["cross"])
+        slots = DATA["slots"]
+        self.take_slot(slots[index % len(slots)])
         self.partner_key = DATA["partner_keys"][index % len(DATA["partner_keys"])]
         self.feed_cursor = None
+
+    def take_slot(self, slot):
+        """Act as this slot's demo user: its token and its own pools of listings (shuffled)."""
+        self.slot = slot
+        self.headers = {"Authorization": f"Token {slot['token']}"}
+        pools = DATA.get("pools", {}).get(str(slot["slot"]), {})
+        self.pools = {kind: list(pools.get(kind, [])) for kind in ("same", "cross")}
+        self.rng.shuffle(self.pools["same"])
+        self.rng.shuffle(self.pools["cross"])
 
     # Requests -----------------------------------------------------------
 

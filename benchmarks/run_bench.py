@@ -291,26 +291,42 @@ class Server:
 
 def locust(server, locust_class, data, seconds, args, workdir, label):
     """One headless locust run; returns its figures (or None for a warm-up)."""
+    return finish_locust(start_locust(server, locust_class, data, seconds, args, workdir, label))
+
+
+def start_locust(server, locust_class, data, seconds, args, workdir, label, locustfile=LOCUSTFILE, env=None):
+    """Start headless locust in the background; with `seconds=None` it has no time limit: the locustfile stops it."""
     data_path = Path(workdir) / f"{label}.data.json"
     counters_path = Path(workdir) / f"{label}.counters.json"
     csv_prefix = Path(workdir) / label
     data_path.write_text(json.dumps(data))
     counters_path.unlink(missing_ok=True)
-    command = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "-u", str(args.users), "-r", str(args.users),
-               "--run-time", f"{seconds}s", "--host", server.url, "--csv", str(csv_prefix), "--only-summary",
+    run_time = ["--run-time", f"{seconds}s"] if seconds is not None else ["--stop-timeout", "60"]
+    command = [str(BIN / "locust"), "-f", str(locustfile), "--headless", "-u", str(args.users), "-r", str(args.users),
+               *run_time, "--host", server.url, "--csv", str(csv_prefix), "--only-summary",
                "--loglevel", "WARNING", "--exit-code-on-error", "0", locust_class]
     env = {**os.environ, "BENCH_DATA": str(data_path), "BENCH_COUNTERS": str(counters_path),
-           "PYTHONPATH": str(REPO), "BENCH_WAIT": str(args.wait)}
+           "PYTHONPATH": str(REPO), "BENCH_WAIT": str(args.wait), **(env or {})}
     output_path = Path(workdir) / f"{label}.locust.log"
+    output = open(output_path, "w")
     cpu_before, server_before = psutil.cpu_times(), server.cpu_seconds()
     started = time.monotonic()
-    with open(output_path, "w") as output:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+    return {"process": process, "output": output, "output_path": output_path, "csv_prefix": csv_prefix,
+            "counters_path": counters_path, "locust_class": locust_class, "server": server, "started": started,
+            "cpu_before": cpu_before, "server_before": server_before}
+
+
+def finish_locust(run):
+    """Wait for a locust run to end; returns its figures."""
+    process, server, csv_prefix, output_path = run["process"], run["server"], run["csv_prefix"], run["output_path"]
+    counters_path, locust_class, started = run["counters_path"], run["locust_class"], run["started"]
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    run["output"].close()
     wall = time.monotonic() - started
-    server_cpu = server.cpu_seconds() - server_before
-    cpu_after = psutil.cpu_times()
+    server_cpu = server.cpu_seconds() - run["server_before"]
+    cpu_after, cpu_before = psutil.cpu_times(), run["cpu_before"]
     busy = _busy(cpu_after) - _busy(cpu_before)
     total = sum(cpu_after) - sum(cpu_before)
     stats_path = Path(f"{csv_prefix}_stats.csv")
