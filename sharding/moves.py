@@ -71,6 +71,7 @@ FENCE_LOCK_TIMEOUT = "1s"  # a fence attempt gives up rather than hold writers b
 FENCE_ATTEMPTS = 10
 MARKER_TIMEOUT = 10.0  # seconds for a marker to reach the target
 CAUGHT_UP_SECONDS = 0.25  # a marker that comes back this fast means the target is close enough to fence
+PROGRESS_SECONDS = 2.0  # how often a copy counts the rows that have arrived
 ABANDONED_FENCE_SECONDS = 5.0
 
 STEPS = failpoints.MOVE_STEPS  # where a test can make the mover die
@@ -245,7 +246,7 @@ class _MoveSession:
                                                "WHERE s.subname = %s", [name])
             if total == expected and ready == total:
                 break
-            if time.monotonic() - last_report > 0.5:
+            if time.monotonic() - last_report > PROGRESS_SECONDS:  # counting rows scans the target's tables
                 last_report = time.monotonic()
                 self._report_copy(progress, "copying")
             time.sleep(0.05)
@@ -267,7 +268,9 @@ class _MoveSession:
         for _ in range(200):
             started = time.monotonic()
             self._marker_reaches_target()
-            self._report_copy(progress, "catching up")
+            lag = self._lag()
+            self.record(lag_bytes=lag)
+            progress(MoveProgress(self.move, "catching up", self.move.rows_copied, self.move.rows_total, lag))
             if time.monotonic() - started < CAUGHT_UP_SECONDS:
                 break
         self.record(ShardMove.FENCING)
