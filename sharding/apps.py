@@ -8,6 +8,8 @@ class ShardingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from . import checks  # noqa: F401 - registers the settings checks
+
         post_migrate.connect(_fence_sharded_tables, sender=self)
 
 
