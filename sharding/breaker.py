@@ -15,6 +15,7 @@ fenced write) says the node is alive and opens nothing.
 import logging
 import threading
 import time
+from contextlib import contextmanager
 
 import psycopg2
 from django.conf import settings
@@ -59,8 +60,23 @@ def open_nodes():
     return sorted(_open)
 
 
+_local = threading.local()
+
+
+@contextmanager
+def not_counting():
+    """Failures inside do not open breakers: a start-up check reports them itself, and nothing serves yet."""
+    _local.suspended = True
+    try:
+        yield
+    finally:
+        _local.suspended = False
+
+
 def trip(alias, reason, probe_params):
     """Open the node's breaker (if it is not open yet) and start probing it in the background."""
+    if getattr(_local, "suspended", False):
+        return
     with _lock:
         if alias in _open:
             return

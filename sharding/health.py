@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connections
 
+from . import breaker
 from .config import COORDINATOR_ALIAS
 from .errors import ShardingError
 from .fanout import fan_out
@@ -52,7 +53,8 @@ def assert_cluster_reachable(timeout=3.0):
     down = []
     for alias in settings.DATABASES:
         try:
-            _ping(alias)
+            with breaker.not_counting():
+                _ping(alias)
         except Exception as exc:  # noqa: BLE001 - any failure means the node is unusable
             db = settings.DATABASES[alias]
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
