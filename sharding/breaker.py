@@ -3,8 +3,11 @@
   closed  Requests use the node. A connection-level failure (it cannot be
           reached, the connection broke, or it gave no answer within the
           client-side bounds: connect timeout, TCP keepalives and
-          tcp_user_timeout) opens the breaker.
+          tcp_user_timeout) opens the breaker: the fan-out notes it for the
+          node that failed, and the error handlers of the application for the
+          connections that the failed request left broken (`note_failure`).
   open    Whatever needs the node fails at once with NodeUnavailableError
+          (routing checks the breaker when it names the node)
           (the API answers 503 `try_again` with Retry-After); what does not
           need it is unaffected. A background probe connects to the node
           every BREAKER_PROBE_SECONDS; its first success closes the breaker.
@@ -120,6 +123,37 @@ def _probe(alias, params):
 NOT_SERVING = {"57P01", "57P02", "57P03"}
 
 
+def note_failure(exc, alias=None):
+    """After an error: open the breaker of `alias`, or of every connection the error left broken, if it was
+    a connection-level failure."""
+    if not _is_unreachable(exc):
+        return
+    from django.db import connections
+
+    if alias is not None:
+        broken = [connections[alias]]
+    else:
+        broken = [c for c in connections.all(initialized_only=True)
+                  if c.connection is None or getattr(c.connection, "closed", 0)]
+    for connection in broken:
+        params = connection.get_connection_params()
+        probe = {key: params[key] for key in ("host", "port", "database", "user", "password") if key in params}
+        trip(connection.alias, _first_line(exc), probe)
+
+
+def _is_unreachable(exc):
+    while exc is not None:
+        if is_connection_failure(exc):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def unavailable_nodes(exc):
     """The nodes an exception says are unavailable ([] when it cannot tell which), or None if it is another error."""
     if isinstance(exc, NodeUnavailableError):
@@ -128,12 +162,7 @@ def unavailable_nodes(exc):
 
     if isinstance(exc, FanOutError):
         return exc.nodes
-    cause = exc
-    while cause is not None:
-        if is_connection_failure(cause):
-            return []
-        cause = cause.__cause__
-    return None
+    return [] if _is_unreachable(exc) else None
 
 
 def is_connection_failure(exc):

@@ -73,7 +73,7 @@ def database_settings(config, *, direct=False, conn_max_age=60):
     for node in config["nodes"]:
         port = node["port"] if direct or not node.get("bouncer_port") else node["bouncer_port"]
         databases[node_alias(node)] = {
-            "ENGINE": "sharding.backend",  # PostgreSQL behind each node's circuit breaker
+            "ENGINE": "django.db.backends.postgresql",
             "NAME": config["database"],
             "USER": config["user"],
             "PASSWORD": config["password"],

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
+from . import breaker
 from .cursors import decode_cursor, encode_cursor
 from .errors import FanOutError
 from .routing import all_workers
@@ -61,6 +62,15 @@ def _run_on_node(task, alias, timeout):
     the meantime (its node or pgbouncer restarted) fails on the first
     statement, before the task ran: then reconnect once and go on.
     """
+    breaker.check(alias)
+    try:
+        return _run_in_transaction(task, alias, timeout)
+    except Exception as exc:
+        breaker.note_failure(exc, alias)
+        raise
+
+
+def _run_in_transaction(task, alias, timeout):
     connection = connections[alias]
     for attempt in (1, 2):
         try:

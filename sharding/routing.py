@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connections
 
+from . import breaker
 from .config import COORDINATOR_ALIAS
 from .errors import InvalidIdError, PlacementError, UnknownNodeError
 from .ids import parse_id, shard_of_id
@@ -204,7 +205,10 @@ def all_workers():
 
 
 def node_of_shard(shard):
-    return current_placement().node_of_shard(shard)
+    """The worker of a shard; NodeUnavailableError at once while that worker's breaker is open."""
+    alias = current_placement().node_of_shard(shard)
+    breaker.check(alias)
+    return alias
 
 
 def parse_routable_id(value):

@@ -5,7 +5,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from sharding.breaker import retry_after_seconds, unavailable_nodes
+from sharding.breaker import note_failure, retry_after_seconds, unavailable_nodes
 from sharding.errors import FanOutError, InvalidCursorError
 from sharding.transactions import LockTimeoutError, ShardMovedError
 
@@ -63,6 +63,7 @@ def exception_handler(exc, context):
         return Response(exc.as_body(), status=exc.status)
     if isinstance(exc, InvalidCursorError):
         return Response(error_body("invalid_cursor", str(exc)), status=400)
+    note_failure(exc)
     nodes = unavailable_nodes(exc)
     if nodes is not None:  # a node is down, unreachable or too slow: never a 500
         return Response(

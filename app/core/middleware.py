@@ -2,7 +2,7 @@
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
-from sharding.breaker import retry_after_seconds, unavailable_nodes
+from sharding.breaker import note_failure, retry_after_seconds, unavailable_nodes
 
 from .errors import error_body
 
@@ -15,6 +15,7 @@ class NodeUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        note_failure(exception)
         nodes = unavailable_nodes(exception)
         if nodes is None:
             return None
