@@ -12,7 +12,7 @@ PORT ?= 8000
 WORKERS ?= 2
 TEST_CLUSTER := test
 
-.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-cluster bench-2pc bench-round-trips bench-search bench bench-rebalance
+.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-cluster bench-2pc bench-round-trips bench-search bench bench-rebalance chaos
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-search    search p50/p99 on 2 workers vs 1 worker holding the same rows"
 	@echo "make bench           the API under Locust on fresh clusters, with its baselines (about 22 min)"
 	@echo "make bench-rebalance an online rebalance from 2 to 3 workers under Locust load (about 6 min)"
+	@echo "make chaos           faults (crashes, a partition, a slow link, 2PC connections cut) under load, invariants checked (root; about 7 min)"
 	@echo "make cluster-status  every node: role, port, up/down, shards, in-doubt transactions"
 	@echo "make cluster-down    stop the dev cluster (data kept)"
 	@echo "make cluster-destroy delete the dev cluster and its data"
@@ -102,6 +103,14 @@ bench: setup $(BENCH_STAMP)
 # `manage.py rebalance --yes`; results in benchmarks/results/rebalance-latest.*. Not part of `make test`.
 bench-rebalance: setup $(BENCH_STAMP)
 	@$(PY) -m benchmarks.rebalance_bench $(BENCH_ARGS)
+
+# Fault injection under load on a fresh cluster `chaos`: SIGKILLs, an iptables partition (run as root), a slow link
+# and 2PC connections cut by benchmarks/chaos_proxy.py; results in benchmarks/results/chaos-latest.*. Not part of
+# `make test`. Options: CHAOS_ARGS="--window 15 --gap 10 --threads 12 --faults all|name,name".
+CHAOS_ARGS ?=
+
+chaos: setup $(BENCH_STAMP)
+	@$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
 
 cluster-status: venv
 	@$(PY) -m cluster status
