@@ -34,7 +34,6 @@ import argparse
 import atexit
 import json
 import os
-import platform
 import queue
 import re
 import secrets
@@ -979,27 +978,11 @@ def chart(run, events, rows, path):
 
 
 def machine_info():
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        memory = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
-    except (OSError, StopIteration):
-        memory = 0
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                           text=True).stdout.strip()
-    postgres = subprocess.run(["/usr/lib/postgresql/15/bin/postgres", "--version"], capture_output=True, text=True).stdout.strip()
+    """The load benchmark's machine facts, plus pgbouncer's version (every fault here goes through one)."""
+    from benchmarks.run_bench import machine_info as bench_machine_info
+
     bouncer = subprocess.run(["pgbouncer", "--version"], capture_output=True, text=True).stdout.strip().splitlines()
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(memory / 2**20, 1), "os": platform.platform(),
-            "python": platform.python_version(), "postgres": postgres, "pgbouncer": bouncer[0] if bouncer else "?",
-            "commit": commit + (" (with uncommitted changes)" if dirty else ""),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_before": os.getloadavg()}
+    return {**bench_machine_info(), "pgbouncer": bouncer[0] if bouncer else "?"}
 
 
 def _pct(value):

@@ -141,17 +141,8 @@ def remove_node(name: str | None, node_name: str, log=print) -> None:
 
 
 def _registered(cfg: dict, node_name: str) -> bool:
-    coordinator = next(n for n in cfg["nodes"] if n["role"] == "coordinator")
-    conn = postgres.connect(cfg, coordinator, timeout=3)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('sharding_node') IS NOT NULL")
-            if not cur.fetchone()[0]:
-                return False
-            cur.execute("SELECT 1 FROM sharding_node WHERE name = %s", (node_name,))
-            return cur.fetchone() is not None
-    finally:
-        conn.close()
+    # A coordinator that does not answer raises in remove_worker itself, with its own message.
+    return bool(_catalogue_rows(cfg, "sharding_node", "SELECT 1 FROM sharding_node WHERE name = %s", (node_name,)))
 
 
 def down(name: str | None = None, log=print) -> None:
@@ -236,7 +227,12 @@ MOVE_FIELDS = ("id", "shard", "source", "target", "state", "rows_copied", "rows_
 
 def shard_moves(name: str | None = None, recent: int = 5) -> list[dict] | None:
     """Moves in progress and the latest `recent` ones, newest first (None before the app is migrated)."""
-    cfg = load_config(name)
+    rows = _catalogue_rows(load_config(name), "sharding_shard_move", MOVES_SQL, (recent,))
+    return None if rows is None else [dict(zip(MOVE_FIELDS, row)) for row in rows]
+
+
+def _catalogue_rows(cfg: dict, table: str, sql: str, params: tuple = ()) -> list[tuple] | None:
+    """Rows of a query on the coordinator's catalogue; None if it is down or `table` does not exist yet."""
     coordinator = next(n for n in cfg["nodes"] if n["role"] == "coordinator")
     try:
         conn = postgres.connect(cfg, coordinator, timeout=3)
@@ -244,11 +240,11 @@ def shard_moves(name: str | None = None, recent: int = 5) -> list[dict] | None:
         return None
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('sharding_shard_move') IS NOT NULL")
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
             if not cur.fetchone()[0]:
                 return None
-            cur.execute(MOVES_SQL, (recent,))
-            return [dict(zip(MOVE_FIELDS, row)) for row in cur.fetchall()]
+            cur.execute(sql, params)
+            return cur.fetchall()
     finally:
         conn.close()
 
@@ -279,20 +275,9 @@ def _node_status(cfg: dict, node: dict, placements: dict[str, list[int]] | None)
 
 def _shard_placements(cfg: dict) -> dict[str, list[int]] | None:
     """node -> sorted shards from the coordinator's sharding_shard_placement; None if unknown yet."""
-    coordinator = next(n for n in cfg["nodes"] if n["role"] == "coordinator")
-    try:
-        conn = postgres.connect(cfg, coordinator, timeout=3)
-    except psycopg2.OperationalError:
-        return None
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('sharding_shard_placement') IS NOT NULL")
-            if not cur.fetchone()[0]:
-                return None
-            cur.execute("SELECT node, array_agg(shard ORDER BY shard) FROM sharding_shard_placement GROUP BY node")
-            return dict(cur.fetchall())
-    finally:
-        conn.close()
+    rows = _catalogue_rows(cfg, "sharding_shard_placement",
+                           "SELECT node, array_agg(shard ORDER BY shard) FROM sharding_shard_placement GROUP BY node")
+    return None if rows is None else dict(rows)
 
 
 def compact_ranges(shards: list[int], max_runs: int = 6) -> str:
