@@ -163,7 +163,7 @@ def retry_when_moved(operation):
             try:
                 return operation(*args, **kwargs)
             except (ShardMovedError, DatabaseError) as exc:  # a plain transaction.atomic gives the DatabaseError
-                if not is_moved_error(exc) and not isinstance(exc, ShardMovedError) or attempt == MOVED_RETRIES - 1:
+                if not is_moved_error(exc) or attempt == MOVED_RETRIES - 1:  # ShardMovedError's cause is SH001
                     raise
                 logger.info("%s: a shard moved; retrying with the new placement", operation.__qualname__)
                 invalidate_placement()
