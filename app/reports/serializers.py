@@ -24,7 +24,15 @@ class ReportParams(serializers.Serializer):
 
     def validate(self, attrs):
         last = attrs.get("to") or timezone.now().date()
-        first = attrs.get("from") or last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+        if "from" in attrs:
+            first = attrs["from"]
+        else:
+            try:
+                first = last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+            except OverflowError:  # the default range would start before 0001-01-01
+                raise serializers.ValidationError(
+                    {"to": [f"Without `from`, `to` must be at least {DEFAULT_RANGE_DAYS - 1} days after 0001-01-01."]}
+                ) from None
         if first > last:
             raise serializers.ValidationError({"from": ["Must be on or before `to`."]})
         if (last - first).days + 1 > MAX_RANGE_DAYS:
