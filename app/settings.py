@@ -176,6 +176,9 @@ MAINTENANCE_TASKS = [
     "app.partners.webhooks.run_webhooks",
 ]
 
+# The most one user may deposit per UTC day, in minor units (1000000 = 10,000.00); checked with the wallet locked.
+DAILY_DEPOSIT_LIMIT = int(os.environ.get("DAILY_DEPOSIT_LIMIT", "1000000"))
+
 # Requests per API key, shared by every server process ("60/min", "1000/hour").
 PARTNER_RATE_LIMIT = os.environ.get("PARTNER_RATE_LIMIT", "60/min")
 

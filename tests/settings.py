@@ -11,3 +11,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.shardtest"]
 # Failpoints on; a placement is trusted for half a second, so a shard move announces itself quickly.
 # A failed node is probed every 0.2 s, so a test that restarts one gets it back at once.
 SHARDING = {**SHARDING, "FAILPOINTS": True, "PLACEMENT_TTL": 0.5, "BREAKER_PROBE_SECONDS": 0.2}  # noqa: F405
+
+# Tests deposit large amounts (a million at once, many times a day): the daily limit is out of their way,
+# except in tests/test_deposit_limit.py, which sets its own.
+DAILY_DEPOSIT_LIMIT = int(os.environ.get("DAILY_DEPOSIT_LIMIT", str(10**15)))
