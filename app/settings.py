@@ -182,6 +182,12 @@ DAILY_DEPOSIT_LIMIT = int(os.environ.get("DAILY_DEPOSIT_LIMIT", "1000000"))
 # Requests per API key, shared by every server process ("60/min", "1000/hour").
 PARTNER_RATE_LIMIT = os.environ.get("PARTNER_RATE_LIMIT", "60/min")
 
+# Webhooks go to public addresses only (a name is resolved at each send, every address checked, and the checked
+# one connected to). Development and tests deliver to receivers on 127.0.0.1: only there is this on by default.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_flag("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", not PRODUCTION)
+# In production webhooks go to these ports only (comma-separated).
+WEBHOOK_ALLOWED_PORTS = tuple(int(p) for p in os.environ.get("WEBHOOK_ALLOWED_PORTS", "443,80").split(",") if p.strip())
+
 # Where the site is reachable: links in the partner feed and webhooks point here.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 

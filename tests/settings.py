@@ -15,3 +15,6 @@ SHARDING = {**SHARDING, "FAILPOINTS": True, "PLACEMENT_TTL": 0.5, "BREAKER_PROBE
 # Tests deposit large amounts (a million at once, many times a day): the daily limit is out of their way,
 # except in tests/test_deposit_limit.py, which sets its own.
 DAILY_DEPOSIT_LIMIT = int(os.environ.get("DAILY_DEPOSIT_LIMIT", str(10**15)))
+
+# The webhook tests deliver to receivers on 127.0.0.1 (tests/test_webhook_addresses.py turns this off).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
