@@ -1,10 +1,10 @@
 """Django settings, from environment variables and the cluster config.
 
 Environment:
-  MARKETPLACE_ENV      development (default) or production
+  MARKETPLACE_ENV      production (the default) or development (make run and make test set it)
   DJANGO_SECRET_KEY    required in production
   DJANGO_DEBUG         1/0, default 1 in development, 0 in production
-  DJANGO_ALLOWED_HOSTS comma-separated, default 127.0.0.1,localhost
+  DJANGO_ALLOWED_HOSTS comma-separated; required in production, default 127.0.0.1,localhost in development
   CLUSTER_NAME         which local cluster to use (default dev); or
   CLUSTER_CONFIG       the path of a cluster.json
   DB_DIRECT            1 to connect straight to PostgreSQL instead of each node's pgbouncer
@@ -12,6 +12,7 @@ Environment:
 import os
 from pathlib import Path
 
+from app.core.startup import StartupConfigError
 from sharding.config import database_settings, default_config_path, load_cluster_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,11 +23,22 @@ def env_flag(name, default):
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-ENVIRONMENT = os.environ.get("MARKETPLACE_ENV", "development")
+# Fail closed: without MARKETPLACE_ENV this is production (DEBUG off, a secret key and hosts required).
+# Development is chosen explicitly (make run, make test, tests/settings.py).
+ENVIRONMENT = os.environ.get("MARKETPLACE_ENV", "").strip().lower() or "production"
+if ENVIRONMENT not in ("production", "development"):
+    raise StartupConfigError(f"MARKETPLACE_ENV must be production or development, not {ENVIRONMENT!r}")
 PRODUCTION = ENVIRONMENT == "production"
 DEBUG = env_flag("DJANGO_DEBUG", not PRODUCTION)
 
 if PRODUCTION:
+    _missing = [name for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS") if not os.environ.get(name, "").strip()]
+    if _missing:
+        raise StartupConfigError(
+            f"production settings (MARKETPLACE_ENV={os.environ.get('MARKETPLACE_ENV') or 'unset, so production'}) "
+            f"need {' and '.join(_missing)}: set {', '.join(f'{name}=...' for name in _missing)}, "
+            "or MARKETPLACE_ENV=development for a local development run"
+        )
     SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
 else:
     SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "development-only-key-never-used-in-production")
@@ -44,7 +56,10 @@ if PRODUCTION:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost").split(",")
+    if h.strip()
+]
 
 INSTALLED_APPS = [
     "app.core",

@@ -2,6 +2,8 @@
 import os
 
 os.environ.setdefault("CLUSTER_NAME", "test")
+# Production is the default of app.settings; the tests (and the servers and commands they start) run as development.
+os.environ["MARKETPLACE_ENV"] = "development"
 
 from app.settings import *  # noqa: E402,F401,F403
 from app.settings import INSTALLED_APPS  # noqa: E402
