@@ -226,6 +226,10 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_flag("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", no
 # In production webhooks go to these ports only (comma-separated).
 WEBHOOK_ALLOWED_PORTS = tuple(int(p) for p in os.environ.get("WEBHOOK_ALLOWED_PORTS", "443,80").split(",") if p.strip())
 
+# /health/ shows its details (nodes, latencies, in-doubt transactions, shard moves) only to staff and to requests
+# with `Authorization: Bearer <this token>`; unset, only staff see them.
+HEALTH_MONITORING_TOKEN = os.environ.get("HEALTH_MONITORING_TOKEN", "").strip()
+
 # Where the site is reachable: links in the partner feed and webhooks point here.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 

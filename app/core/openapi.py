@@ -90,8 +90,29 @@ class ApiKeyAuthScheme(OpenApiAuthenticationExtension):
         return build_bearer_security_scheme_object(header_name="Authorization", token_prefix=self.target.keyword)
 
 
+_MOVE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "shard": {"type": "integer", "minimum": 0},
+        "source": {"type": "string"},
+        "target": {"type": "string"},
+        "state": {"type": "string"},
+        "rows_copied": {"type": "integer"},
+        "rows_total": {"type": "integer"},
+        "lag_bytes": {"type": "integer", "nullable": True},
+        "write_pause_ms": {"type": "number", "nullable": True},
+        "duration_s": {"type": "number", "nullable": True},
+        "started_at": {"type": "string", "format": "date-time"},
+    },
+    "required": ["id", "shard", "source", "target", "state", "rows_copied", "rows_total", "lag_bytes",
+                 "write_pause_ms", "duration_s", "started_at"],
+}
+
 _HEALTH = {
     "type": "object",
+    "description": "Everyone gets `status`; the other fields only staff (a logged-in session) and monitoring "
+                   "with the token (`Authorization: Bearer <HEALTH_MONITORING_TOKEN>`).",
     "properties": {
         "status": {"type": "string", "enum": ["ok", "degraded"]},
         "nodes": {
@@ -108,20 +129,42 @@ _HEALTH = {
             },
         },
         "in_doubt_transactions": {"type": "integer", "minimum": 0},
+        "shard_moves": {
+            "type": "object",
+            "properties": {
+                "in_progress": {"type": "array", "items": {"$ref": "#/components/schemas/ShardMove"}},
+                "recent": {"type": "array", "items": {"$ref": "#/components/schemas/ShardMove"}},
+            },
+            "required": ["in_progress", "recent"],
+        },
     },
-    "required": ["status", "nodes", "in_doubt_transactions"],
+    "required": ["status"],
+}
+
+MONITORING_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "The monitoring token (`HEALTH_MONITORING_TOKEN`) as `Authorization: Bearer <token>`: "
+                   "/health/ then shows every node, in-doubt transactions and shard moves.",
 }
 
 
 def add_health(result, generator, request, public):
     """A postprocessing hook: describes /health/, a plain Django view (a DRF wrapper would change its behaviour)."""
+    result["components"]["schemas"]["ShardMove"] = _MOVE
     result["components"]["schemas"]["Health"] = _HEALTH
+    result["components"].setdefault("securitySchemes", {})["healthMonitoringToken"] = MONITORING_SCHEME
     health = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}
     result["paths"]["/health/"] = {"get": {
         "operationId": "health_retrieve",
         "summary": "Whether every node of the cluster answers",
+        "description": (
+            "Open to anyone, who gets `{\"status\"}` only. Staff users (a logged-in session) and monitoring that "
+            "sends the monitoring token also get every node with its latency, the in-doubt two-phase "
+            "transactions and the shard moves. A wrong token is the same as none."
+        ),
         "tags": ["health"],
-        "security": [{}],
+        "security": [{}, {"healthMonitoringToken": []}],
         "responses": {
             "200": {**health, "description": "Every node answers."},
             "503": {**health, "description": "Some node does not answer (`status` is `degraded`)."},
