@@ -206,7 +206,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Shared by every server process (login throttling): a table on the coordinator.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table"}}
+CACHES = {"default": {
+    "BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table",
+    "KEY_FUNCTION": "app.core.cache.make_key",  # keys from user input may hold a NUL (app/core/cache.py)
+}}
 
 MAINTENANCE_TASKS = [
     "app.core.idempotency.purge_expired_keys",

@@ -328,3 +328,13 @@ def test_bodies_that_are_not_json_objects_or_nest_too_deeply(mk, world, refusals
         for label, body in (("2,000 levels deep", TOO_DEEP), ("2,000 levels deep inside an object", TOO_DEEP_INSIDE)):
             refusals.expect(f"{name} {label}", lambda send=send, body=body: send(body), 400, "parse_error")
     refusals.verify()
+
+
+def test_a_nul_in_a_login_username_is_an_answer_not_a_500(mk):
+    """The login limit keys the shared (database) cache by username, and PostgreSQL text cannot hold a NUL."""
+    for username in ("bad\u0000name", "\u0000"):
+        response = mk.post("auth/token", json={"username": username, "password": "whatever-it-is-1"})
+        assert_error(response, 400, "validation_error")
+    # What the escape of a NUL looks like is an ordinary username with its own count.
+    response = mk.post("auth/token", json={"username": "bad\\0name", "password": "whatever-it-is-1"})
+    assert_error(response, 401, "authentication_failed")
