@@ -20,3 +20,6 @@ DAILY_DEPOSIT_LIMIT = int(os.environ.get("DAILY_DEPOSIT_LIMIT", str(10**15)))
 
 # The webhook tests deliver to receivers on 127.0.0.1 (tests/test_webhook_addresses.py turns this off).
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+
+# /health/ shows its details to this token (tests/marketplace/test_flow.py asks the live server with it).
+HEALTH_MONITORING_TOKEN = os.environ.get("HEALTH_MONITORING_TOKEN", "health-token-of-the-test-suite")
