@@ -1,8 +1,7 @@
 from rest_framework import serializers
 
-from app.core.fields import IdField, UserRefField
+from app.core.fields import IdField, TextField, UserRefField
 from app.core.money import CURRENCY, MoneyField
-from app.core.text import clean_text
 
 from .models import Item
 from .search import SORTS
@@ -10,32 +9,18 @@ from .search import SORTS
 MAX_PRICE_MINOR = 1_000_000_00
 
 
-class CleanCharField(serializers.CharField):
-    """A CharField whose control characters are taken out (app.core.text.clean_text) before it is validated,
-    so a title of nothing but control characters is blank, and lengths count what is stored."""
-
-    def __init__(self, *, multiline=False, **kwargs):
-        self.multiline = multiline
-        super().__init__(**kwargs)
-
-    def run_validation(self, data=serializers.empty):
-        if isinstance(data, str):
-            data = clean_text(data, multiline=self.multiline)
-        return super().run_validation(data)
-
-
 class ItemIn(serializers.Serializer):
-    title = CleanCharField(max_length=200)
-    description = CleanCharField(multiline=True, max_length=5000, allow_blank=True, required=False, default="")
+    title = TextField(max_length=200)
+    description = TextField(multiline=True, max_length=5000, allow_blank=True, required=False, default="")
     price = MoneyField(max_minor=MAX_PRICE_MINOR)
-    category = CleanCharField(max_length=50, allow_blank=True, required=False, default="")
+    category = TextField(max_length=50, allow_blank=True, required=False, default="")
 
 
 class ItemChangesIn(serializers.Serializer):
-    title = CleanCharField(max_length=200, required=False)
-    description = CleanCharField(multiline=True, max_length=5000, allow_blank=True, required=False)
+    title = TextField(max_length=200, required=False)
+    description = TextField(multiline=True, max_length=5000, allow_blank=True, required=False)
     price = MoneyField(max_minor=MAX_PRICE_MINOR, required=False)
-    category = CleanCharField(max_length=50, allow_blank=True, required=False)
+    category = TextField(max_length=50, allow_blank=True, required=False)
     status = serializers.ChoiceField(choices=[Item.LISTED, Item.UNLISTED], required=False)
 
 
@@ -57,10 +42,10 @@ class ItemOut(serializers.Serializer):
 
 
 class ListingSearchIn(serializers.Serializer):
-    q = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    min_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, required=False)
-    max_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, required=False)
-    category = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    q = TextField(max_length=200, required=False, allow_blank=True, default="")
+    min_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, numbers=False, required=False)
+    max_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, numbers=False, required=False)
+    category = TextField(max_length=50, required=False, allow_blank=True, default="")
     seller = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
     sort = serializers.ChoiceField(choices=list(SORTS), required=False)
 

@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from app.core.money import MoneyField, format_money
+from app.core.pagination import query_data
 
 from .selectors import JSON_ROW_LIMIT, PERIODS
 
@@ -41,7 +42,7 @@ class ReportParams(serializers.Serializer):
 
 
 def valid_params(request):
-    params = ReportParams(data=request.query_params)
+    params = ReportParams(data=query_data(request))
     params.is_valid(raise_exception=True)
     return params.validated_data
 

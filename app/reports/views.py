@@ -106,7 +106,10 @@ def report_schema(summary, report_out, *more_errors, csv="every row"):
         },
         description=(
             "`from` and `to` are inclusive UTC days (by default the 30 days up to today, at most 3660 days); "
-            f"periods start on their first day (a week on Monday). `format=csv` downloads {csv} as text/csv."
+            f"periods start on their first day (a week on Monday). `format=csv` downloads {csv} as text/csv.\n\n"
+            "Rules between the parameters, which OpenAPI cannot express (a 400 `validation_error` otherwise): "
+            "`from` is on or before `to` (today without `to`), the range covers at most 3660 days, and without "
+            "`from`, `to` is at least 29 days after 0001-01-01."
         ),
     ))
 
