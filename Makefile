@@ -11,6 +11,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 TEST_CLUSTER := test
+# app.settings is production unless told otherwise: everything make runs here (the dev server, the tests,
+# the local clusters, the benchmarks' set-up) is development. `.ci/run` calls `make test`, so CI is too.
+export MARKETPLACE_ENV := development
 
 .PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-cluster bench-2pc bench-round-trips bench-search bench bench-rebalance chaos
 

@@ -8,12 +8,13 @@ def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
     from django.core.management import execute_from_command_line
 
+    from app.core.startup import StartupConfigError
     from sharding.errors import ClusterConfigError
 
     try:
         execute_from_command_line(sys.argv)
-    except ClusterConfigError as exc:
-        # A missing or broken cluster config is a set-up problem: one line, no traceback.
+    except (ClusterConfigError, StartupConfigError) as exc:
+        # A missing or broken cluster config or setting is a set-up problem: one line, no traceback.
         sys.exit(f"error: {exc}")
 
 

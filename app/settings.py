@@ -1,10 +1,10 @@
 """Django settings, from environment variables and the cluster config.
 
 Environment:
-  MARKETPLACE_ENV      development (default) or production
+  MARKETPLACE_ENV      production (the default) or development (make run and make test set it)
   DJANGO_SECRET_KEY    required in production
   DJANGO_DEBUG         1/0, default 1 in development, 0 in production
-  DJANGO_ALLOWED_HOSTS comma-separated, default 127.0.0.1,localhost
+  DJANGO_ALLOWED_HOSTS comma-separated; required in production, default 127.0.0.1,localhost in development
   CLUSTER_NAME         which local cluster to use (default dev); or
   CLUSTER_CONFIG       the path of a cluster.json
   DB_DIRECT            1 to connect straight to PostgreSQL instead of each node's pgbouncer
@@ -12,6 +12,9 @@ Environment:
 import os
 from pathlib import Path
 
+from csp.constants import NONE, SELF
+
+from app.core.startup import StartupConfigError
 from sharding.config import database_settings, default_config_path, load_cluster_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,11 +25,22 @@ def env_flag(name, default):
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-ENVIRONMENT = os.environ.get("MARKETPLACE_ENV", "development")
+# Fail closed: without MARKETPLACE_ENV this is production (DEBUG off, a secret key and hosts required).
+# Development is chosen explicitly (make run, make test, tests/settings.py).
+ENVIRONMENT = os.environ.get("MARKETPLACE_ENV", "").strip().lower() or "production"
+if ENVIRONMENT not in ("production", "development"):
+    raise StartupConfigError(f"MARKETPLACE_ENV must be production or development, not {ENVIRONMENT!r}")
 PRODUCTION = ENVIRONMENT == "production"
 DEBUG = env_flag("DJANGO_DEBUG", not PRODUCTION)
 
 if PRODUCTION:
+    _missing = [name for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS") if not os.environ.get(name, "").strip()]
+    if _missing:
+        raise StartupConfigError(
+            f"production settings (MARKETPLACE_ENV={os.environ.get('MARKETPLACE_ENV') or 'unset, so production'}) "
+            f"need {' and '.join(_missing)}: set {', '.join(f'{name}=...' for name in _missing)}, "
+            "or MARKETPLACE_ENV=development for a local development run"
+        )
     SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
 else:
     SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "development-only-key-never-used-in-production")
@@ -44,7 +58,29 @@ if PRODUCTION:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+# Content-Security-Policy (django-csp): scripts, styles, fonts and connections from the app's own origin only;
+# no inline script or style anywhere (the templates load static files; Swagger UI at /api/docs/ gets its
+# set-up script from the same view, app.core.views.SwaggerUIView). data: images are the SVG icons of
+# Swagger UI's stylesheet.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost").split(",")
+    if h.strip()
+]
 
 INSTALLED_APPS = [
     "app.core",
@@ -60,6 +96,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from STATIC_URL (no CDN)
+    "csp",
     "sharding",
     "app.accounts",
     "app.wallet",
@@ -70,6 +107,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "sharding.middleware.FreshPlacementMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, in production too
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -134,7 +172,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["app.core.parsers.JSONObjectParser"],  # JSON objects only (app/core/parsers.py)
     "EXCEPTION_HANDLER": "app.core.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("LOGIN_THROTTLE_RATE", "10/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -168,7 +206,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Shared by every server process (login throttling): a table on the coordinator.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table"}}
+CACHES = {"default": {
+    "BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table",
+    "KEY_FUNCTION": "app.core.cache.make_key",  # keys from user input may hold a NUL (app/core/cache.py)
+}}
 
 MAINTENANCE_TASKS = [
     "app.core.idempotency.purge_expired_keys",
@@ -176,8 +217,21 @@ MAINTENANCE_TASKS = [
     "app.partners.webhooks.run_webhooks",
 ]
 
+# The most one user may deposit per UTC day, in minor units (1000000 = 10,000.00); checked with the wallet locked.
+DAILY_DEPOSIT_LIMIT = int(os.environ.get("DAILY_DEPOSIT_LIMIT", "1000000"))
+
 # Requests per API key, shared by every server process ("60/min", "1000/hour").
 PARTNER_RATE_LIMIT = os.environ.get("PARTNER_RATE_LIMIT", "60/min")
+
+# Webhooks go to public addresses only (a name is resolved at each send, every address checked, and the checked
+# one connected to). Development and tests deliver to receivers on 127.0.0.1: only there is this on by default.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_flag("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", not PRODUCTION)
+# In production webhooks go to these ports only (comma-separated).
+WEBHOOK_ALLOWED_PORTS = tuple(int(p) for p in os.environ.get("WEBHOOK_ALLOWED_PORTS", "443,80").split(",") if p.strip())
+
+# /health/ shows its details (nodes, latencies, in-doubt transactions, shard moves) only to staff and to requests
+# with `Authorization: Bearer <this token>`; unset, only staff see them.
+HEALTH_MONITORING_TOKEN = os.environ.get("HEALTH_MONITORING_TOKEN", "").strip()
 
 # Where the site is reachable: links in the partner feed and webhooks point here.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")

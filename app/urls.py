@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from app.accounts import views as accounts
 from app.catalog import views as catalog
@@ -29,7 +29,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/v1/reports/", include("app.reports.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", core.SwaggerUIView.as_view(url_name="schema"), name="docs"),
     path("api/partner/v1/", include("app.partners.urls")),
     path("admin/", admin.site.urls),
     path("", include("app.web.urls")),  # the web pages; /api/, /admin/ and /health/ come first

@@ -92,6 +92,8 @@ def _manage(name: str, *args: str) -> subprocess.CompletedProcess:
     """Run a Django management command against this cluster (the app's catalogue is the source of truth)."""
     env = dict(os.environ, CLUSTER_NAME=name)
     env.pop("CLUSTER_CONFIG", None)
+    # A local cluster is for development (app.settings is production unless told); a production site sets its own.
+    env.setdefault("MARKETPLACE_ENV", "development")
     return subprocess.run([sys.executable, str(MANAGE_PY), *args], env=env, capture_output=True, text=True)
 
 

@@ -2,6 +2,8 @@
 import os
 
 os.environ.setdefault("CLUSTER_NAME", "test")
+# Production is the default of app.settings; the tests (and the servers and commands they start) run as development.
+os.environ["MARKETPLACE_ENV"] = "development"
 
 from app.settings import *  # noqa: E402,F401,F403
 from app.settings import INSTALLED_APPS  # noqa: E402
@@ -11,3 +13,13 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.shardtest"]
 # Failpoints on; a placement is trusted for half a second, so a shard move announces itself quickly.
 # A failed node is probed every 0.2 s, so a test that restarts one gets it back at once.
 SHARDING = {**SHARDING, "FAILPOINTS": True, "PLACEMENT_TTL": 0.5, "BREAKER_PROBE_SECONDS": 0.2}  # noqa: F405
+
+# Tests deposit large amounts (a million at once, many times a day): the daily limit is out of their way,
+# except in tests/test_deposit_limit.py, which sets its own.
+DAILY_DEPOSIT_LIMIT = int(os.environ.get("DAILY_DEPOSIT_LIMIT", str(10**15)))
+
+# The webhook tests deliver to receivers on 127.0.0.1 (tests/test_webhook_addresses.py turns this off).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+
+# /health/ shows its details to this token (tests/marketplace/test_flow.py asks the live server with it).
+HEALTH_MONITORING_TOKEN = os.environ.get("HEALTH_MONITORING_TOKEN", "health-token-of-the-test-suite")

@@ -55,7 +55,17 @@ def dialogs():
 
 
 @pytest.fixture
-def visitor(browser, live_server_url, dialogs):
+def csp_violations():
+    """Every Content-Security-Policy violation any page reported (Chromium logs each one to the console)."""
+    return []
+
+
+def is_csp_violation(message):
+    return "Content Security Policy" in message or "Content-Security-Policy" in message
+
+
+@pytest.fixture
+def visitor(browser, live_server_url, dialogs, csp_violations):
     """visitor(viewport) -> a page in a new browser context: its own cookies, so its own session."""
     contexts = []
 
@@ -65,12 +75,14 @@ def visitor(browser, live_server_url, dialogs):
         contexts.append(context)
         page = context.new_page()
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("console", lambda message: is_csp_violation(message.text) and csp_violations.append(message.text))
         return page
 
     yield new_visitor
     for context in contexts:
         context.close()
     assert dialogs == [], f"a page opened a dialog: {dialogs}"
+    assert csp_violations == [], f"the Content-Security-Policy blocked something: {csp_violations}"
 
 
 def screenshot(page, name):
@@ -354,3 +366,30 @@ def test_staff_see_the_cluster_and_the_platform_report(visitor):
     expect(total(admin, "Sales")).to_have_text("1")
     expect(total(admin, "GMV")).to_have_text("$10.00")
     assert admin.evaluate("Chart.getChart('gmv-chart').data.datasets[0].data.reduce((a, b) => a + b, 0)") == 10
+
+
+def test_swagger_ui_renders_the_operations_under_the_content_security_policy(visitor, csp_violations):
+    page = visitor()
+    response = page.goto("/api/docs/")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy and "unsafe-inline" not in policy
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Marketplace API")
+    operations = page.locator(".opblock-summary-path")
+    expect(operations.first).to_be_visible()
+    assert operations.count() > 20
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/wallet/deposits")).to_be_visible()
+    page.locator(".opblock-summary", has_text="/api/v1/wallet/deposits").first.click()  # the UI responds
+    expect(page.locator(".opblock-body").first).to_be_visible()
+    screenshot(page, "api-docs")
+    assert csp_violations == []
+
+
+def test_the_pages_have_a_content_security_policy_without_inline_script(visitor, live_server_url):
+    page = visitor()
+    for path in ("/", "/login/", "/api/docs/"):
+        policy = page.goto(path).headers["content-security-policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+        assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'", (path, policy)
+        assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'", (path, policy)
+        assert page.locator("script:not([src]):not([type='application/json'])").count() == 0, path
+        assert page.locator("style").count() == 0 and page.locator("[style]").count() == 0, path

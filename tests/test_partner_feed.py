@@ -220,3 +220,35 @@ def test_61st_request_in_a_minute_is_429_across_two_server_processes(partner_key
     assert statuses[60].status_code == 429
     assert statuses[60].json()["error"]["code"] == "throttled"
     assert int(statuses[60].headers["Retry-After"]) in range(1, 61)
+
+
+def test_filters_never_match_what_is_not_public(partner_key):
+    """`q` and `category` must not tell a partner which unlisted items hold a private word or category: unlisted
+    items are removal records in a filtered feed whether or not they match."""
+    (seller,) = make_users(2)[:1]
+    secret = create_item(seller, title="Diary", description="zanzibarword inside", price=100, category="privatecat")
+    other = create_item(seller, title="Old shoe", description="nothing to see", price=100, category="shoes")
+    for item in (secret, other):
+        update_item(seller.id, item.id, {"status": Item.UNLISTED})
+    public = create_item(seller, title="Map of zanzibarword", price=500, category="privatecat")
+    plain = create_item(seller, title="Chair", price=700, category="home")
+    client = partner_client(partner_key)
+
+    def feed(**params):
+        response = client.get("/api/partner/v1/products", {"page_size": 100, **params})
+        assert response.status_code == 200, response.json()
+        return {record["id"]: record for record in response.json()["results"]}
+
+    unlisted = {str(secret.id), str(other.id)}
+    for params in ({"q": "zanzibarword"}, {"q": "shoe"}, {"category": "privatecat"}, {"category": "shoes"},
+                   {"q": "zanzibarword", "category": "privatecat"}, {"q": "nothing-matches-this"}):
+        records = feed(**params)
+        hidden = {id_ for id_, record in records.items() if record["status"] == "unlisted"}
+        assert hidden == unlisted, params  # the same whatever the filter says
+        assert all(set(records[id_]) == {"id", "status", "updated_at"} for id_ in hidden)
+    assert set(feed(q="zanzibarword")) - unlisted == {str(public.id)}
+    assert set(feed(category="privatecat")) - unlisted == {str(public.id)}
+    assert set(feed(category="home")) - unlisted == {str(plain.id)}
+    assert set(feed(q="shoe")) - unlisted == set()
+    # Unfiltered, everything is there: public items in full, unlisted ones as removal records.
+    assert set(feed()) == unlisted | {str(public.id), str(plain.id)}

@@ -473,3 +473,38 @@ def test_the_longest_range_is_allowed(clean_marketplace):
     response = get_report(client_for(user), "sales", **{"from": "2016-01-01", "to": "2026-01-07"})  # 3660 days
     assert response.status_code == 200, response.json()
     assert response.json()["totals"] == {"count": 0, "amount": "0.00"} and response.json()["periods"] == []
+
+
+EXTREME_BAD_PARAMS = [
+    ({"to": "0001-01-01"}, "to"),  # the default range would start 29 days before the year 1
+    ({"to": "0001-01-30"}, None),  # ... and from 0001-01-01 it does not
+    ({"from": "0001-01-01"}, "from"),  # up to today: far more than 3660 days
+    ({"from": "0001-01-01", "to": "9999-12-31"}, "from"),
+    ({"from": "9999-12-31"}, "from"),  # after today
+]
+
+
+@pytest.mark.parametrize("params,field", EXTREME_BAD_PARAMS)
+def test_extreme_dates_are_a_validation_error_or_a_report(clean_marketplace, params, field):
+    """Date arithmetic at the ends of the calendar must not overflow into a 500."""
+    user, staff = new_user("someone"), new_user("staff", is_staff=True)
+    for report, who in [*((r, user) for r in USER_REPORTS), ("platform", staff)]:
+        for group_by in GROUPS:
+            response = get_report(client_for(who), report, group_by=group_by, **params)
+            if field is None:
+                assert response.status_code == 200, (report, group_by, response.json())
+            else:
+                error = assert_error(response, 400, "validation_error")
+                assert set(error["details"]) == {field}, error
+
+
+@pytest.mark.parametrize("params", [
+    {"from": "0001-01-01", "to": "0001-01-31"}, {"from": "9999-12-01", "to": "9999-12-31"},
+])
+def test_ranges_at_the_ends_of_the_calendar_are_answered(clean_marketplace, params):
+    user, staff = new_user("someone"), new_user("staff", is_staff=True)
+    for report, who in [*((r, user) for r in USER_REPORTS), ("platform", staff)]:
+        for group_by in GROUPS:
+            for fmt in ("json", "csv"):
+                response = get_report(client_for(who), report, group_by=group_by, format=fmt, **params)
+                assert response.status_code == 200, (report, group_by, fmt)

@@ -471,6 +471,20 @@ def test_reports_page_shows_bad_days_next_to_the_field_and_an_empty_state():
     assert Client().get("/reports/")["Location"].startswith("/login/")
 
 
+def test_reports_pages_at_the_ends_of_the_calendar():
+    """Dates whose arithmetic would overflow are an error next to the field or a page, never a 500."""
+    client = logged_in(make_user("newbie"))
+    staff = make_user("boss")
+    staff.is_staff = True
+    staff.save()
+    assert "29 days after 0001-01-01" in page(client, "/reports/?to=0001-01-01", status=400)
+    for url in ("/reports/", "/reports/platform/"):
+        who = logged_in(staff)
+        for group_by in ("day", "week", "month"):
+            page(who, f"{url}?from=9999-12-01&to=9999-12-31&group_by={group_by}")
+            page(who, f"{url}?from=0001-01-01&to=0001-01-31&group_by={group_by}")
+
+
 def test_chart_library_is_served_by_the_app():
     response = Client().get("/static/vendor/chart.js/chart.umd.min.js")
     assert response.status_code == 200

@@ -339,13 +339,22 @@ def test_api_rejects_bad_input(payload):
     assert not WebhookEndpoint.objects.exists()
 
 
-def test_production_requires_public_https(settings):
-    settings.PRODUCTION = True
+def test_production_requires_public_https_on_a_usual_port(settings):
+    settings.PRODUCTION, settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True, False  # as app.settings has them in production
     _, client = make_partner("acme")
-    for url in ("http://hooks.example.com/x", "https://127.0.0.1/x", "https://localhost/x", "https://10.0.0.5/x"):
+    for url in (
+        "http://hooks.example.com/x", "https://127.0.0.1/x", "https://localhost/x", "https://10.0.0.5/x",
+        "https://169.254.169.254/latest", "https://[::1]/x", "https://[::ffff:127.0.0.1]/x", "https://[fe80::1]/x",
+        "https://hooks.example.com:8443/x", "https://hooks.example.com:22/x", "https://hooks.example.com:99999/x",
+    ):
         response = client.post(URL, {"url": url, "events": ["listing.sold"]}, format="json")
         assert response.status_code == 400, url
-    assert client.post(URL, {"url": "https://hooks.example.com/x", "events": ["listing.sold"]}, format="json").status_code == 201
+        assert response.json()["error"]["code"] == "validation_error", url
+    for url in ("https://hooks.example.com/x", "https://hooks.example.com:443/y", "https://93.184.215.14/x"):
+        assert client.post(URL, {"url": url, "events": ["listing.sold"]}, format="json").status_code == 201, url
+    settings.WEBHOOK_ALLOWED_PORTS = (443, 8443)
+    assert client.post(URL, {"url": "https://hooks.example.com:8443/x", "events": ["listing.sold"]},
+                       format="json").status_code == 201
 
 
 def test_api_create_list_delete(receiver):

@@ -20,6 +20,11 @@ class RegisterView(APIView):
         summary="Create an account",
         request=RegistrationIn,
         responses={201: UserOut, **errors(BAD_BODY, (409, "username_taken", "email_taken"))},
+        description=(
+            "The password must also pass rules that OpenAPI cannot express (a 400 `validation_error` on "
+            "`password` otherwise): at least 8 characters, not a common password, not all digits, and not "
+            "too like the username or the email."
+        ),
     )
     def post(self, request):
         params = RegistrationIn(data=request.data)

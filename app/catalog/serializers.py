@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from app.core.fields import IdField, UserRefField
+from app.core.fields import IdField, TextField, UserRefField
 from app.core.money import CURRENCY, MoneyField
 
 from .models import Item
@@ -10,17 +10,17 @@ MAX_PRICE_MINOR = 1_000_000_00
 
 
 class ItemIn(serializers.Serializer):
-    title = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=5000, allow_blank=True, required=False, default="")
+    title = TextField(max_length=200)
+    description = TextField(multiline=True, max_length=5000, allow_blank=True, required=False, default="")
     price = MoneyField(max_minor=MAX_PRICE_MINOR)
-    category = serializers.CharField(max_length=50, allow_blank=True, required=False, default="")
+    category = TextField(max_length=50, allow_blank=True, required=False, default="")
 
 
 class ItemChangesIn(serializers.Serializer):
-    title = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(max_length=5000, allow_blank=True, required=False)
+    title = TextField(max_length=200, required=False)
+    description = TextField(multiline=True, max_length=5000, allow_blank=True, required=False)
     price = MoneyField(max_minor=MAX_PRICE_MINOR, required=False)
-    category = serializers.CharField(max_length=50, allow_blank=True, required=False)
+    category = TextField(max_length=50, allow_blank=True, required=False)
     status = serializers.ChoiceField(choices=[Item.LISTED, Item.UNLISTED], required=False)
 
 
@@ -42,10 +42,10 @@ class ItemOut(serializers.Serializer):
 
 
 class ListingSearchIn(serializers.Serializer):
-    q = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    min_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, required=False)
-    max_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, required=False)
-    category = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    q = TextField(max_length=200, required=False, allow_blank=True, default="")
+    min_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, numbers=False, required=False)
+    max_price = MoneyField(min_minor=0, max_minor=MAX_PRICE_MINOR, numbers=False, required=False)
+    category = TextField(max_length=50, required=False, allow_blank=True, default="")
     seller = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
     sort = serializers.ChoiceField(choices=list(SORTS), required=False)
 

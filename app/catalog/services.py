@@ -2,6 +2,7 @@
 from django.db import transaction
 
 from app.core.errors import Conflict, NotFound, ServiceError
+from app.core.text import clean_text
 from sharding.routing import node_for_id, node_for_user
 from sharding.transactions import retry_when_moved
 
@@ -9,8 +10,22 @@ from .events import record_deletion, record_listing_event
 from .models import Item, ListingEvent
 
 
+def _clean_fields(fields):
+    """Titles, descriptions and categories as they are stored: without control characters (app.core.text),
+    whoever calls (the API and the web forms have cleaned them already; seeders and scripts may not have)."""
+    cleaned = {
+        name: clean_text(value, multiline=name == "description") if name in ("title", "description", "category") else value
+        for name, value in fields.items()
+    }
+    if "title" in cleaned and not str(cleaned["title"]).strip():
+        raise ServiceError("A title must have some text.", code="validation_error", details={"title": ["Blank."]})
+    return cleaned
+
+
 @retry_when_moved
 def create_item(owner, *, title, description="", price, category=""):
+    fields = _clean_fields({"title": title, "description": description, "category": category})
+    title, description, category = fields["title"], fields["description"], fields["category"]
     with transaction.atomic(using=node_for_user(owner.id)):
         item = Item.objects.using(node_for_user(owner.id)).create(
             user_id=owner.id, owner_username=owner.username, title=title,
@@ -40,6 +55,7 @@ def update_item(owner_id, item_id, changes):
         raise ServiceError(f"These fields can't be changed: {', '.join(sorted(unknown))}.", code="validation_error")
     if changes.get("status") not in (None, Item.LISTED, Item.UNLISTED):
         raise ServiceError("status must be listed or unlisted.", code="validation_error")
+    changes = _clean_fields(changes)
     with transaction.atomic(using=node_for_id(item_id)):
         item = _lock_own_item(owner_id, item_id)
         for field, value in changes.items():

@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 from app.core.errors import NotFound
 from app.core.fields import ID_PATTERN
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated, partial_page
-from app.core.pagination import PageParams, newest_first_page, page_params
+from app.core.pagination import PageParams, newest_first_page, page_params, query_data
 from sharding.errors import InvalidIdError
 from sharding.routing import parse_routable_id
 
@@ -105,11 +105,13 @@ class ListingSearchView(APIView):
             "Full-text search of titles and descriptions, with typo-tolerant title matching. `sort`: `relevance` "
             "(the default with `q`, which it needs), `newest` (the default otherwise), `price`, `-price`. "
             "`min_price` must not be above `max_price`. A worker that is down or does not answer in time is left "
-            "out: the page then says `partial: true` and names it in `unavailable_nodes`."
+            "out: the page then says `partial: true` and names it in `unavailable_nodes`.\n\n"
+            "Rules between the parameters, which OpenAPI cannot express (a 400 `validation_error` otherwise): "
+            "`min_price` is not above `max_price`, and `sort=relevance` needs a `q` with some text."
         ),
     )
     def get(self, request):
-        params = ListingSearchIn(data=request.query_params)
+        params = ListingSearchIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         page_size, cursor = page_params(request)
         found = params.validated_data

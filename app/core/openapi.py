@@ -4,12 +4,14 @@ Views describe themselves with @extend_schema(responses={200: Out, **errors((400
 """
 import functools
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+from .fields import ID_INPUT_PATTERN, ID_PATTERN, SOME_TEXT_PATTERN
 from .idempotency import KEY_PATTERN
+from .money import MINOR_PER_MAJOR, MONEY_PATTERN, input_pattern
 
 
 class ErrorDetailOut(serializers.Serializer):
@@ -79,6 +81,73 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
+class MoneyFieldExtension(OpenApiSerializerFieldExtension):
+    """Money as written ("12.50") and, exactly, as read: a decimal string in range, or in JSON bodies a number."""
+
+    target_class = "app.core.money.MoneyField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        if direction == "response":
+            return {"type": "string", "pattern": MONEY_PATTERN, "example": "12.50"}
+        low, high = field.min_minor / MINOR_PER_MAJOR, field.max_minor / MINOR_PER_MAJOR
+        text = {
+            "type": "string", "pattern": input_pattern(field.min_minor, field.max_minor), "example": "12.50",
+            "description": f"From {low:.2f} to {high:.2f}, at most two decimals, no sign or leading zeros.",
+        }
+        if not field.numbers:
+            return text
+        number = {"type": "number", "minimum": low, "maximum": high, "multipleOf": 0.01, "example": 12.5}
+        return {"oneOf": [text, number]}
+
+
+class IdFieldExtension(OpenApiSerializerFieldExtension):
+    """Ids are strings of digits; as read, without a leading zero and at most 19 of them."""
+
+    target_class = "app.core.fields.IdField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        pattern = ID_PATTERN if direction == "response" else ID_INPUT_PATTERN
+        return {"type": "string", "pattern": pattern, "example": "237200661043774472"}
+
+
+class TextFieldExtension(OpenApiSerializerFieldExtension):
+    """A CharField's description, plus (read, required) the need for some text besides control characters
+    and whitespace, which are taken away before the check."""
+
+    target_class = "app.core.fields.TextField"
+    priority = 1
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction == "request" and not self.target.allow_blank:
+            schema["pattern"] = SOME_TEXT_PATTERN
+        return schema
+
+
+# What str.strip() takes away (as DRF trims a CharField), as a character class.
+_WHITESPACE = "\\x09-\\x0d\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+class CharFieldExtension(OpenApiSerializerFieldExtension):
+    """DRF refuses a NUL in any CharField it reads (and PostgreSQL could not store one): the description says so.
+    TextField takes control characters out instead, and has its own extension (a higher priority)."""
+
+    target_class = "rest_framework.fields.CharField"
+    match_subclasses = True
+    priority = -1
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction == "request" and schema.get("type") == "string" and "pattern" not in schema:
+            field = self.target
+            if field.trim_whitespace and not field.allow_blank:  # blank once trimmed is a 400 as well
+                schema["pattern"] = f"^[^\\x00]*[^\\x00{_WHITESPACE}][^\\x00]*$"
+            else:
+                schema["pattern"] = "^[^\\x00]*$"
+        return schema
+
+
 class ApiKeyAuthScheme(OpenApiAuthenticationExtension):
     """Partner stores' `Authorization: Api-Key <key>` (drf-spectacular knows DRF's Token scheme, not this one)."""
 
@@ -90,8 +159,29 @@ class ApiKeyAuthScheme(OpenApiAuthenticationExtension):
         return build_bearer_security_scheme_object(header_name="Authorization", token_prefix=self.target.keyword)
 
 
+_MOVE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "shard": {"type": "integer", "minimum": 0},
+        "source": {"type": "string"},
+        "target": {"type": "string"},
+        "state": {"type": "string"},
+        "rows_copied": {"type": "integer"},
+        "rows_total": {"type": "integer"},
+        "lag_bytes": {"type": "integer", "nullable": True},
+        "write_pause_ms": {"type": "number", "nullable": True},
+        "duration_s": {"type": "number", "nullable": True},
+        "started_at": {"type": "string", "format": "date-time"},
+    },
+    "required": ["id", "shard", "source", "target", "state", "rows_copied", "rows_total", "lag_bytes",
+                 "write_pause_ms", "duration_s", "started_at"],
+}
+
 _HEALTH = {
     "type": "object",
+    "description": "Everyone gets `status`; the other fields only staff (a logged-in session) and monitoring "
+                   "with the token (`Authorization: Bearer <HEALTH_MONITORING_TOKEN>`).",
     "properties": {
         "status": {"type": "string", "enum": ["ok", "degraded"]},
         "nodes": {
@@ -108,20 +198,42 @@ _HEALTH = {
             },
         },
         "in_doubt_transactions": {"type": "integer", "minimum": 0},
+        "shard_moves": {
+            "type": "object",
+            "properties": {
+                "in_progress": {"type": "array", "items": {"$ref": "#/components/schemas/ShardMove"}},
+                "recent": {"type": "array", "items": {"$ref": "#/components/schemas/ShardMove"}},
+            },
+            "required": ["in_progress", "recent"],
+        },
     },
-    "required": ["status", "nodes", "in_doubt_transactions"],
+    "required": ["status"],
+}
+
+MONITORING_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "The monitoring token (`HEALTH_MONITORING_TOKEN`) as `Authorization: Bearer <token>`: "
+                   "/health/ then shows every node, in-doubt transactions and shard moves.",
 }
 
 
 def add_health(result, generator, request, public):
     """A postprocessing hook: describes /health/, a plain Django view (a DRF wrapper would change its behaviour)."""
+    result["components"]["schemas"]["ShardMove"] = _MOVE
     result["components"]["schemas"]["Health"] = _HEALTH
+    result["components"].setdefault("securitySchemes", {})["healthMonitoringToken"] = MONITORING_SCHEME
     health = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}
     result["paths"]["/health/"] = {"get": {
         "operationId": "health_retrieve",
         "summary": "Whether every node of the cluster answers",
+        "description": (
+            "Open to anyone, who gets `{\"status\"}` only. Staff users (a logged-in session) and monitoring that "
+            "sends the monitoring token also get every node with its latency, the in-doubt two-phase "
+            "transactions and the shard moves. A wrong token is the same as none."
+        ),
         "tags": ["health"],
-        "security": [{}],
+        "security": [{}, {"healthMonitoringToken": []}],
         "responses": {
             "200": {**health, "description": "Every node answers."},
             "503": {**health, "description": "Some node does not answer (`status` is `degraded`)."},

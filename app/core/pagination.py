@@ -8,14 +8,25 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
+def query_data(request):
+    """The query parameters as a plain dict, for a serializer: `?cursor=` is then an empty cursor (a 400), not a
+    missing one, as the OpenAPI description says (DRF reads an empty form value as no value at all)."""
+    return request.query_params.dict()
+
+
 class PageParams(serializers.Serializer):
-    page_size = serializers.IntegerField(required=False, min_value=1, default=DEFAULT_PAGE_SIZE)
-    cursor = serializers.CharField(required=False, allow_blank=False, max_length=500)
+    page_size = serializers.IntegerField(
+        required=False, min_value=1, default=DEFAULT_PAGE_SIZE, help_text=f"At most {MAX_PAGE_SIZE} are returned.",
+    )
+    cursor = serializers.CharField(
+        required=False, allow_blank=False, max_length=500,
+        help_text="The `next` of the previous page, as it was; any other string is a 400 `invalid_cursor`.",
+    )
 
 
 def page_params(request):
     """(page_size capped at MAX_PAGE_SIZE, the opaque cursor or None)."""
-    params = PageParams(data=request.query_params)
+    params = PageParams(data=query_data(request))
     params.is_valid(raise_exception=True)
     return min(params.validated_data["page_size"], MAX_PAGE_SIZE), params.validated_data.get("cursor")
 

@@ -5,7 +5,7 @@ from app.core.money import MoneyField
 
 
 class PurchaseIn(serializers.Serializer):
-    item_id = IdField()
+    item_id = IdField(not_found="No such item.")
     expected_price = MoneyField()
 
 

@@ -8,12 +8,15 @@ A partner that keeps the last cursor and polls again sees every change once:
   change that commits later always has updated_at at or after the frontier, so
   a cursor can never pass it.
 Deleted items come from tombstones; items that are not public (unlisted) show
-only their id and status, so partners drop them without learning more.
+only their id and status, so partners drop them without learning more. `q` and
+`category` filter public items only: unlisted items and tombstones are in every
+filtered feed whether they would match or not.
 """
 from datetime import datetime
 
 from django.contrib.postgres.search import SearchQuery
 from django.db import connections
+from django.db.models import Q
 
 from app.catalog.events import PUBLIC_STATUSES, public_listing
 from app.catalog.models import Item, ItemTombstone
@@ -64,10 +67,16 @@ def _changes_on(alias, after, limit, *, updated_since, category, q):
     if after is not None:
         items = items.filter(keyset_after(("updated_at", "id"), after))
         tombstones = tombstones.filter(keyset_after(("deleted_at", "item_id"), after))
-    if category:
-        items = items.filter(category=category)
-    if q:
-        items = items.filter(search_vector=SearchQuery(q, search_type="websearch", config="english"))
+    if category or q:
+        # Filters apply to what partners may see: public items. Others (unlisted) are removal records
+        # {id, status} whether or not they match, like tombstones, so a filter tells nothing about their
+        # title, description or category, and a partner that mirrors a filtered feed still drops them.
+        matching = Q(status__in=PUBLIC_STATUSES)
+        if category:
+            matching &= Q(category=category)
+        if q:
+            matching &= Q(search_vector=SearchQuery(q, search_type="websearch", config="english"))
+        items = items.filter(matching | ~Q(status__in=PUBLIC_STATUSES))
     changed = [feed_record(item) for item in items.order_by("updated_at", "id")[:limit]]
     deleted = [_tombstone_record(t) for t in tombstones.order_by("deleted_at", "item_id")[:limit]]
     return merge_ordered([changed, deleted], key=_sort_key, limit=limit)

@@ -1,10 +1,16 @@
-"""A Google Merchant Center style product feed (TSV or RSS 2.0 XML), streamed."""
+"""A Google Merchant Center style product feed (TSV or RSS 2.0 XML), streamed.
+
+Titles and descriptions are cleaned again on the way out (app.core.text.clean_text): rows saved before
+they were cleaned on saving must not make the XML ill-formed for every partner. TSV cells that a
+spreadsheet would run as a formula get a leading ' (app.core.text.spreadsheet_cell, as in the CSV reports).
+"""
 import csv
 import io
 from xml.sax.saxutils import escape
 
 from app.catalog.events import listing_url
 from app.core.money import CURRENCY, format_money
+from app.core.text import clean_text, spreadsheet_cell
 
 from .feed import listed_items_in_id_order
 
@@ -15,8 +21,8 @@ def merchant_row(item):
     # Google's required attributes; we hold no images, so image_link is left out.
     return {
         "id": str(item.id),
-        "title": item.title[:150],
-        "description": item.description[:5000] or item.title,
+        "title": clean_text(item.title)[:150],
+        "description": clean_text(item.description, multiline=True)[:5000] or clean_text(item.title),
         "link": listing_url(item.id),
         "availability": "in_stock",
         "price": f"{format_money(item.price)} {CURRENCY}",
@@ -30,7 +36,9 @@ def tsv_lines():
     writer = csv.DictWriter(buffer, COLUMNS, delimiter="\t", lineterminator="\n")
     writer.writeheader()
     for item in listed_items_in_id_order():
-        writer.writerow({key: value.replace("\t", " ").replace("\n", " ") for key, value in merchant_row(item).items()})
+        writer.writerow({
+            key: spreadsheet_cell(value.replace("\t", " ").replace("\n", " ")) for key, value in merchant_row(item).items()
+        })
         if buffer.tell() > 65536:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -1,10 +1,12 @@
 from rest_framework import serializers
 
+from app.core.fields import TextField
+
 
 class FeedParamsIn(serializers.Serializer):
     updated_since = serializers.DateTimeField(required=False)
-    category = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
-    q = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    category = TextField(max_length=50, required=False, allow_blank=True, default="")
+    q = TextField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class SellerOut(serializers.Serializer):

@@ -11,7 +11,7 @@ from app.catalog.views import item_id_from_url
 from app.core.errors import NotFound
 from app.core.negotiation import FirstRendererAlways
 from app.core.openapi import PAGE_ERRORS, TRY_AGAIN, errors
-from app.core.pagination import PageParams, page_params
+from app.core.pagination import PageParams, page_params, query_data
 from sharding.routing import node_for_id
 
 from . import merchant
@@ -44,7 +44,7 @@ class ProductFeedView(PartnerView):
         tags=["partner"],
     )
     def get(self, request):
-        params = FeedParamsIn(data=request.query_params)
+        params = FeedParamsIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         page_size, cursor = page_params(request)
         rows, next_cursor, has_more = feed_page(page_size=page_size, cursor=cursor, **params.validated_data)

@@ -9,7 +9,7 @@ from .webhooks import check_endpoint_url
 class WebhookEndpointIn(serializers.Serializer):
     url = serializers.URLField(max_length=500)
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENTS), allow_empty=False, max_length=len(EVENTS) * 2,
+        child=serializers.ChoiceField(choices=EVENTS), allow_empty=False, min_length=1, max_length=len(EVENTS) * 2,
     )
 
     def validate_url(self, value):

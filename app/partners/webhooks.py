@@ -53,7 +53,7 @@ from app.core.errors import NotFound, ServiceError
 from sharding.routing import all_workers, node_for_id
 from sharding.transactions import retry_when_moved
 
-from .http import PostFailed, post_bounded
+from .http import PostFailed, is_public_address, post_bounded
 from .models import EVENTS, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger("app.partners.webhooks")
@@ -122,23 +122,43 @@ def signed_headers(secret, event_id, body, timestamp=None):
 
 # --- endpoints (the API's services) -----------------------------------------------------------------------------
 
+def allowed_ports():
+    """The ports webhooks may be sent to: settings.WEBHOOK_ALLOWED_PORTS in production, any elsewhere (None)."""
+    if not _setting("PRODUCTION", False):
+        return None
+    return frozenset(_setting("WEBHOOK_ALLOWED_PORTS", (443, 80)))
+
+
+def _refuse_url(message):
+    raise ServiceError(f"url {message}.", code="validation_error", details={"url": [f"{message[0].upper()}{message[1:]}."]})
+
+
 def check_endpoint_url(url):
-    """http(s) only; https and a public host in production (no webhooks into our own network)."""
+    """http(s) only; in production https and an allowed port; a public host unless private addresses are allowed.
+
+    A host name is checked again at every send, where it is resolved (app.partners.http): a name that resolves
+    to a private address is refused there, also when its DNS answer changes after registration.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ServiceError("url must be an http or https URL.", code="validation_error", details={"url": ["Must be http(s)."]})
-    if _setting("PRODUCTION", False):
-        if parts.scheme != "https":
-            raise ServiceError("url must be https.", code="validation_error", details={"url": ["Must be https."]})
-        host = parts.hostname.lower()
+        _refuse_url("must be an http or https URL")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        _refuse_url("has an invalid port")
+    if _setting("PRODUCTION", False) and parts.scheme != "https":
+        _refuse_url("must be https")
+    ports = allowed_ports()
+    if ports is not None and port not in ports:
+        _refuse_url(f"must use port {' or '.join(map(str, sorted(ports, reverse=True)))}")
+    if not _setting("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False):
+        host = parts.hostname.lower().rstrip(".")
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
             address = None
-        if host == "localhost" or host.endswith(".localhost") or (address is not None and not address.is_global):
-            raise ServiceError(
-                "url must point to a public host.", code="validation_error", details={"url": ["Must be a public host."]}
-            )
+        if host == "localhost" or host.endswith(".localhost") or (address is not None and not is_public_address(address)):
+            _refuse_url("must point to a public host")
     return url
 
 
@@ -235,8 +255,11 @@ def post_event(endpoint, event, timeout):
     """
     body = event_body(event)
     try:
-        answer = post_bounded(endpoint.url, body, signed_headers(endpoint.secret, event.id, body),
-                              deadline_seconds=timeout, max_bytes=_setting("WEBHOOK_RESPONSE_MAX_BYTES", 65536))
+        answer = post_bounded(
+            endpoint.url, body, signed_headers(endpoint.secret, event.id, body),
+            deadline_seconds=timeout, max_bytes=_setting("WEBHOOK_RESPONSE_MAX_BYTES", 65536),
+            allow_private=_setting("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False), allowed_ports=allowed_ports(),
+        )
     except PostFailed as exc:
         return Outcome(False, str(exc)[:500])
     if 200 <= answer.status < 300:

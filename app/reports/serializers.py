@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from app.core.money import MoneyField, format_money
+from app.core.pagination import query_data
 
 from .selectors import JSON_ROW_LIMIT, PERIODS
 
@@ -24,7 +25,15 @@ class ReportParams(serializers.Serializer):
 
     def validate(self, attrs):
         last = attrs.get("to") or timezone.now().date()
-        first = attrs.get("from") or last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+        if "from" in attrs:
+            first = attrs["from"]
+        else:
+            try:
+                first = last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+            except OverflowError:  # the default range would start before 0001-01-01
+                raise serializers.ValidationError(
+                    {"to": [f"Without `from`, `to` must be at least {DEFAULT_RANGE_DAYS - 1} days after 0001-01-01."]}
+                ) from None
         if first > last:
             raise serializers.ValidationError({"from": ["Must be on or before `to`."]})
         if (last - first).days + 1 > MAX_RANGE_DAYS:
@@ -33,7 +42,7 @@ class ReportParams(serializers.Serializer):
 
 
 def valid_params(request):
-    params = ReportParams(data=request.query_params)
+    params = ReportParams(data=query_data(request))
     params.is_valid(raise_exception=True)
     return params.validated_data
 

@@ -1,7 +1,6 @@
 import csv
 import io
 import itertools
-import re
 
 from django.http import StreamingHttpResponse
 from django.utils.http import urlencode
@@ -15,6 +14,7 @@ from app.core.fields import UserRefField
 from app.core.money import CURRENCY
 from app.core.negotiation import FirstRendererAlways
 from app.core.openapi import NEEDS_LOGIN, TRY_AGAIN, errors
+from app.core.text import spreadsheet_cell
 from app.orders.serializers import PurchaseOut, SaleOut
 from app.wallet.serializers import LedgerEntryOut
 
@@ -24,28 +24,12 @@ from .serializers import (
 )
 
 
-# A spreadsheet runs a cell starting with one of these as a formula, and titles
-# and usernames come from other users: such text gets a leading apostrophe.
-# Numbers (a negative amount such as -12.50) are left as they are.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"-?\d+(\.\d+)?")
-
-
-def _csv_cell(value):
-    if value is None:
-        return ""
-    text = str(value)
-    if text.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(text):
-        return "'" + text
-    return text
-
-
 def _csv_chunks(header, batches):
     """The header line, then one string of CSV lines per batch of rows (lists of cells)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for rows in itertools.chain([[header]], batches):
-        writer.writerows([_csv_cell(value) for value in row] for row in rows)
+        writer.writerows([spreadsheet_cell(value) for value in row] for row in rows)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -122,7 +106,10 @@ def report_schema(summary, report_out, *more_errors, csv="every row"):
         },
         description=(
             "`from` and `to` are inclusive UTC days (by default the 30 days up to today, at most 3660 days); "
-            f"periods start on their first day (a week on Monday). `format=csv` downloads {csv} as text/csv."
+            f"periods start on their first day (a week on Monday). `format=csv` downloads {csv} as text/csv.\n\n"
+            "Rules between the parameters, which OpenAPI cannot express (a 400 `validation_error` otherwise): "
+            "`from` is on or before `to` (today without `to`), the range covers at most 3660 days, and without "
+            "`from`, `to` is at least 29 days after 0001-01-01."
         ),
     ))
 

@@ -1,5 +1,11 @@
 """Writes to wallets. deposit_funds is a whole operation; the others run inside a transaction on the owner's node."""
-from app.core.errors import PaymentRequired
+from datetime import UTC, datetime, time
+
+from django.conf import settings
+from django.db.models import Sum
+from django.utils import timezone
+
+from app.core.errors import PaymentRequired, ServiceError
 from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
 from sharding.routing import node_for_user
@@ -41,8 +47,37 @@ def post_entry(wallet, amount, kind, reference_id=None):
     )
 
 
+class DepositLimitExceeded(ServiceError):
+    status, code = 422, "deposit_limit_exceeded"
+
+
+def deposited_today(wallet):
+    """What the wallet's owner has deposited since midnight UTC, in minor units (read on the wallet's node)."""
+    midnight = datetime.combine(timezone.now().astimezone(UTC).date(), time.min, UTC)
+    return LedgerEntry.objects.using(wallet._state.db).filter(
+        user_id=wallet.user_id, kind=LedgerEntry.DEPOSIT, created_at__gte=midnight,
+    ).aggregate(total=Sum("amount", default=0))["total"]
+
+
+def check_daily_deposit_limit(wallet, amount):
+    """settings.DAILY_DEPOSIT_LIMIT per user and UTC day. The wallet must be locked: two deposits of one user
+    then run one after the other, and the second sees the first's ledger entry."""
+    limit = settings.DAILY_DEPOSIT_LIMIT
+    already = deposited_today(wallet)
+    if already + amount > limit:
+        raise DepositLimitExceeded(
+            f"This deposit would take you over the daily deposit limit of {format_money(limit)}; "
+            f"you can deposit {format_money(max(0, limit - already))} more today (UTC).",
+            details={
+                "limit": format_money(limit), "deposited_today": format_money(already),
+                "remaining_today": format_money(max(0, limit - already)),
+            },
+        )
+
+
 def deposit(user_id, amount):
     (wallet,) = lock_wallets(user_id).values()
+    check_daily_deposit_limit(wallet, amount)
     return post_entry(wallet, amount, LedgerEntry.DEPOSIT)
 
 

@@ -24,10 +24,16 @@ class DepositView(APIView):
         responses={
             201: DepositOut,
             **errors(
-                (*BAD_BODY, "idempotency_key_required"), NEEDS_LOGIN, (422, "idempotency_key_reused"), TRY_AGAIN,
+                (*BAD_BODY, "idempotency_key_required"), NEEDS_LOGIN,
+                (422, "idempotency_key_reused", "deposit_limit_exceeded"), TRY_AGAIN,
             ),
         },
-        description="`amount` from 0.01 to 1000000.00, with at most two decimals.",
+        description=(
+            "`amount` from 0.01 to 1000000.00, with at most two decimals. A user deposits at most the daily "
+            "deposit limit (10000.00 by default) per UTC day: a deposit over it is a 422 `deposit_limit_exceeded` "
+            "(`details`: `limit`, `deposited_today`, `remaining_today`), stored under its Idempotency-Key like "
+            "any other answer."
+        ),
     )
     def post(self, request):
         key = idempotency_key_from(request)

@@ -12,6 +12,7 @@ from app.accounts.throttles import LoginRateThrottle
 from app.catalog.serializers import MAX_PRICE_MINOR
 from app.core.idempotency import KEY_PATTERN
 from app.core.money import MoneyField, format_money
+from app.core.text import clean_text
 from app.wallet.serializers import MAX_DEPOSIT_MINOR
 
 CATEGORIES = ["Electronics", "Books", "Home", "Clothing", "Sports", "Toys", "Music", "Other"]
@@ -67,11 +68,24 @@ class BuyForm(IdempotentForm):
     expected_price = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
 
 
+class CleanCharField(forms.CharField):
+    """A CharField without control characters (app.core.text.clean_text), taken out before it is validated."""
+
+    def __init__(self, *, multiline=False, **kwargs):
+        self.multiline = multiline
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        return super().to_python(clean_text(value, multiline=self.multiline))
+
+
 class ItemForm(forms.Form):
-    title = forms.CharField(max_length=200)
-    description = forms.CharField(max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 5}))
+    title = CleanCharField(max_length=200)
+    description = CleanCharField(
+        multiline=True, max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 5})
+    )
     price = MoneyFormField(max_minor=MAX_PRICE_MINOR, label="Price (USD)")
-    category = forms.CharField(
+    category = CleanCharField(
         max_length=50, required=False,
         widget=forms.TextInput(attrs={"list": "category-choices"}),
         help_text="Pick one of the suggestions or type your own.",

@@ -64,10 +64,13 @@ def period_starts(first_day, last_day, group_by):
     starts = []
     while day <= last_day:
         starts.append(day)
-        if group_by == "month":
-            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-        else:
-            day += timedelta(days=7 if group_by == "week" else 1)
+        try:
+            if group_by == "month":
+                day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+            else:
+                day += timedelta(days=7 if group_by == "week" else 1)
+        except OverflowError:  # the last period of the calendar (9999-12-31)
+            break
     return starts
 
 

@@ -231,6 +231,14 @@ class Marketplace:
             self._pool.append(user)
         raise AssertionError(f"no user landed on {alias} after 200 registrations")
 
+    def partner_headers(self, scopes=("products:read", "webhooks:manage")):
+        """The Authorization header of a new partner's API key (made in this process, on the coordinator)."""
+        from app.partners.keys import issue_key
+        from app.partners.models import Partner
+
+        _, key = issue_key(Partner.objects.create(name=f"p{uuid.uuid4().hex[:12]}"), list(scopes))
+        return {"Authorization": f"Api-Key {key}"}
+
     # ---- money and items
 
     def deposit(self, user, amount="100.00", key=None):

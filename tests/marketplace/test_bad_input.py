@@ -302,3 +302,39 @@ def test_bad_list_parameters(mk, world, refusals):
         response = mk.get(path, user, params={"page_size": "1000"})
         assert response.status_code == 200, f"{path}: {describe(response)}"
         assert response.json()["results"], path
+
+
+NOT_OBJECTS = ["[1, 2]", "null", '"text"', "42", "true", "[]"]
+TOO_DEEP = "[" * 2000 + "]" * 2000  # deeper than Python's recursion limit: the parser raised RecursionError
+TOO_DEEP_INSIDE = '{"amount": ' + TOO_DEEP + "}"
+
+
+def test_bodies_that_are_not_json_objects_or_nest_too_deeply(mk, world, refusals):
+    """Every POST or PATCH body is an object; anything else (or a body nested 2,000 levels deep) is a 400."""
+    seller, listed = world["seller"], world["listed"]
+    partner_headers = mk.partner_headers()
+    sends = {
+        "POST auth/token": lambda data: mk.post("auth/token", data=data),
+        "POST auth/register": lambda data: mk.post("auth/register", data=data),
+        "POST wallet/deposits": lambda data: mk.post("wallet/deposits", seller, data=data, key=new_key()),
+        "POST items": lambda data: mk.post("items", seller, data=data),
+        "PATCH items/{id}": lambda data: mk.patch(f"items/{listed['id']}", seller, data=data),
+        "POST purchases": lambda data: mk.post("purchases", world["buyer"], data=data, key=new_key()),
+        "POST partner webhooks": lambda data: mk.post("/api/partner/v1/webhooks", data=data, headers=partner_headers),
+    }
+    for name, send in sends.items():
+        for body in NOT_OBJECTS:
+            refusals.expect(f"{name} {body}", lambda send=send, body=body: send(body), 400, "validation_error")
+        for label, body in (("2,000 levels deep", TOO_DEEP), ("2,000 levels deep inside an object", TOO_DEEP_INSIDE)):
+            refusals.expect(f"{name} {label}", lambda send=send, body=body: send(body), 400, "parse_error")
+    refusals.verify()
+
+
+def test_a_nul_in_a_login_username_is_an_answer_not_a_500(mk):
+    """The login limit keys the shared (database) cache by username, and PostgreSQL text cannot hold a NUL."""
+    for username in ("bad\u0000name", "\u0000"):
+        response = mk.post("auth/token", json={"username": username, "password": "whatever-it-is-1"})
+        assert_error(response, 400, "validation_error")
+    # What the escape of a NUL looks like is an ordinary username with its own count.
+    response = mk.post("auth/token", json={"username": "bad\\0name", "password": "whatever-it-is-1"})
+    assert_error(response, 401, "authentication_failed")

@@ -24,7 +24,10 @@ def only_on(counts, alias, expected):
 
 
 def test_health_lists_every_node(mk):
-    response = mk.get("/health/")
+    from django.conf import settings
+
+    assert mk.get("/health/").json() == {"status": "ok"}  # the details only with the monitoring token
+    response = mk.get("/health/", headers={"Authorization": f"Bearer {settings.HEALTH_MONITORING_TOKEN}"})
     assert response.status_code == 200, describe(response)
     body = response.json()
     assert body["status"] == "ok"
