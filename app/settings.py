@@ -8,6 +8,8 @@ Environment:
   CLUSTER_NAME         which local cluster to use (default dev); or
   CLUSTER_CONFIG       the path of a cluster.json
   DB_DIRECT            1 to connect straight to PostgreSQL instead of each node's pgbouncer
+  NUM_PROXIES          trusted proxies in front of the app (default 0: the client is REMOTE_ADDR)
+  THROTTLE_RATE_<SCOPE> rate limits, e.g. THROTTLE_RATE_LOGIN_ADDRESS=20/min (see THROTTLE_RATES)
 """
 import os
 from pathlib import Path
@@ -127,6 +129,19 @@ SHARDING = {
     "FAILPOINTS": False,
 }
 
+
+def throttle_rate(scope, default):
+    """THROTTLE_RATE_<SCOPE> from the environment, e.g. "20/min", "100/hour"."""
+    return os.environ.get(f"THROTTLE_RATE_{scope.upper()}", default)
+
+
+# Rate limits (app.core.throttling), counted in the shared cache below.
+THROTTLE_RATES = {
+    # Log-in attempts per username (API, web and admin forms together) and per client address.
+    "login": throttle_rate("login", os.environ.get("LOGIN_THROTTLE_RATE", "10/min")),
+    "login_address": throttle_rate("login_address", "20/min"),
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -136,7 +151,10 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "app.core.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("LOGIN_THROTTLE_RATE", "10/min")},
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    # Rate limits count clients by address. X-Forwarded-For is trusted only through this many proxies of our own
+    # (each appends the address it saw); 0 uses REMOTE_ADDR and ignores the header, which any client can write.
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -167,12 +185,17 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "app.core.openapi.add_health"],
 }
 
-# Shared by every server process (login throttling): a table on the coordinator.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table"}}
+# Shared by every server process (rate limits): a table on the coordinator. The cache culls (and so forgets
+# throttle counts) only beyond MAX_ENTRIES rows; maintenance deletes expired rows long before that.
+CACHES = {"default": {
+    "BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table",
+    "OPTIONS": {"MAX_ENTRIES": int(os.environ.get("CACHE_MAX_ENTRIES", "1000000"))},
+}}
 
 MAINTENANCE_TASKS = [
     "app.core.idempotency.purge_expired_keys",
     "app.partners.auth.purge_rate_windows",
+    "app.core.throttling.purge_expired_cache_entries",
     "app.partners.webhooks.run_webhooks",
 ]
 

@@ -9,7 +9,7 @@ from app.core.openapi import BAD_BODY, NEEDS_LOGIN, errors
 
 from . import selectors, services
 from .serializers import CredentialsIn, OverviewOut, RegistrationIn, TokenOut, UserOut
-from .throttles import LoginRateThrottle
+from .throttles import LOGIN_THROTTLES
 
 
 class RegisterView(APIView):
@@ -31,7 +31,7 @@ class RegisterView(APIView):
 class TokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
-    throttle_classes = [LoginRateThrottle]
+    throttle_classes = LOGIN_THROTTLES
 
     @extend_schema(
         summary="Log in: a token for the Authorization header",
@@ -40,7 +40,10 @@ class TokenView(APIView):
             200: TokenOut,
             **errors(BAD_BODY, (401, "authentication_failed"), (429, "throttled")),
         },
-        description="At most 10 attempts a minute per username and client address.",
+        description=(
+            "At most 10 attempts a minute per username (however it is spelt: spaces around it, case and Unicode "
+            "compatibility forms count as one) and 20 a minute per client address, whatever the usernames."
+        ),
     )
     def post(self, request):
         params = CredentialsIn(data=request.data)

@@ -97,3 +97,46 @@ def test_simultaneous_registrations_of_one_name(mk):
     for response in responses:
         if response.status_code != 201:
             assert_error(response, 409, "email_taken")
+
+
+def test_a_forged_forwarded_for_header_does_not_start_a_fresh_login_count(mk):
+    """Proxy headers are not trusted unless NUM_PROXIES says so: every attempt counts for the username."""
+    victim = mk.register_only()
+    for attempt in range(10):
+        response = mk.post("auth/token", json={"username": victim["username"], "password": f"wrong-{attempt}"},
+                           headers={"X-Forwarded-For": f"203.0.113.{attempt + 1}"})
+        assert response.status_code == 401, f"attempt {attempt}: {describe(response)}"
+    response = mk.post("auth/token", json={"username": victim["username"], "password": victim["password"]},
+                       headers={"X-Forwarded-For": "198.51.100.77"})
+    assert_error(response, 429, "throttled")
+
+
+def test_spellings_of_one_username_share_its_login_count(mk):
+    """Spaces around it, case and Unicode compatibility forms (NFKC) make no new count."""
+    victim = mk.register_only(username="alice")
+    fullwidth = "\uff41\uff4c\uff49\uff43\uff45"  # "ａｌｉｃｅ", NFKC: "alice"
+    spellings = [" alice", "alice ", "\talice", "ALICE", "Alice ", fullwidth, f" {fullwidth} ", "alice\u3000",
+                 "\uff21lice", "alice"]
+    for attempt, spelling in enumerate(spellings):
+        response = mk.post("auth/token", json={"username": spelling, "password": f"wrong-{attempt}"})
+        assert response.status_code == 401, f"{spelling!r}: {describe(response)}"
+    assert_error(mk.post("auth/token", json={"username": " alice ", "password": victim["password"]}), 429, "throttled")
+    assert_error(mk.post("auth/token", json={"username": "alice", "password": victim["password"]}), 429, "throttled")
+
+
+@pytest.mark.slow
+def test_simultaneous_login_attempts_do_not_slip_through_the_limit(mk):
+    """Twenty wrong guesses at once: the count is checked and taken as one step, so at most ten get an answer."""
+    victim = mk.register_only()
+    start = threading.Barrier(20)
+
+    def guess(index):
+        start.wait(timeout=30)
+        return mk.post("auth/token", json={"username": victim["username"], "password": f"wrong-{index}"})
+
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(guess, range(20)))
+    answered = [r for r in responses if r.status_code != 429]
+    assert len(answered) == 10, [describe(r) for r in responses]
+    for response in answered:
+        assert_error(response, 401, "authentication_failed")
