@@ -109,6 +109,25 @@ def test_web_login_counts_against_the_api_login_limit():
     assert web.post("/login/", {"username": "bob", "password": PASSWORD}).status_code == 302
 
 
+def test_admin_login_has_the_same_limits_and_shares_the_count():
+    get_user_model().objects.create_user("bob", "bob@example.com", PASSWORD, is_staff=True)
+    admin, api = Client(), Client()
+    for attempt in range(5):
+        response = api.post("/api/v1/auth/token", {"username": "bob", "password": "wrong"}, content_type="application/json")
+        assert response.status_code == 401
+    for attempt in range(5):
+        response = admin.post("/admin/login/", {"username": " BOB", "password": f"wrong-{attempt}", "next": "/admin/"})
+        assert response.status_code == 200 and "Please enter the correct username and password" in response.content.decode()
+
+    # The 11th attempt, with the right password: refused, on the admin's own page.
+    response = admin.post("/admin/login/", {"username": "bob", "password": PASSWORD, "next": "/admin/"})
+    html = response.content.decode()
+    assert response.status_code == 200 and "Too many login attempts" in html, response.status_code
+    assert admin.get("/admin/").status_code == 302  # not logged in
+    assert api.post("/api/v1/auth/token", {"username": "bob", "password": PASSWORD},
+                    content_type="application/json").status_code == 429
+
+
 def test_register_shows_errors_next_to_fields():
     make_user("bob")
     client = Client()

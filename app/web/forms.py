@@ -7,7 +7,7 @@ from django.contrib.auth.password_validation import password_validators_help_tex
 from rest_framework import serializers
 
 from app.accounts.serializers import RegistrationIn
-from app.accounts.throttles import login_wait
+from app.accounts.forms import ThrottledLoginMixin
 from app.catalog.serializers import MAX_PRICE_MINOR
 from app.core.idempotency import KEY_PATTERN
 from app.core.money import MoneyField, format_money
@@ -102,20 +102,6 @@ class RegisterForm(forms.Form):
                 for message in messages:
                     self.add_error(field if field in self.fields else None, str(message))
         return data
-
-
-class ThrottledLoginMixin:
-    """An AuthenticationForm under the API's login limits (per username and per client address, shared with it)."""
-
-    throttled_message = ("Too many login attempts for this username or from your network. "
-                         "Wait %(seconds)s seconds, then try again.")
-
-    def clean(self):
-        # Counted before the password is checked: once over the limit, not even the right password gets in.
-        seconds = login_wait(self.request)
-        if seconds is not None:
-            raise forms.ValidationError(self.throttled_message, code="throttled", params={"seconds": seconds})
-        return super().clean()
 
 
 class LoginForm(ThrottledLoginMixin, AuthenticationForm):
