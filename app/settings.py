@@ -12,6 +12,7 @@ Environment:
   THROTTLE_RATE_<SCOPE> rate limits, e.g. THROTTLE_RATE_LOGIN_ADDRESS=20/min (see THROTTLE_RATES)
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from sharding.config import database_settings, default_config_path, load_cluster_config
@@ -59,7 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens (app.accounts.models.AuthToken)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from STATIC_URL (no CDN)
     "sharding",
@@ -144,7 +145,7 @@ THROTTLE_RATES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "app.accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -157,6 +158,19 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+# API tokens: django-rest-knox with our own model (a last-used time); one token per login, only its digest stored.
+KNOX_TOKEN_MODEL = "accounts.AuthToken"
+REST_KNOX = {
+    "TOKEN_MODEL": KNOX_TOKEN_MODEL,
+    "AUTH_HEADER_PREFIX": "Token",  # clients send `Authorization: Token <token>`, as before
+    "TOKEN_TTL": timedelta(days=float(os.environ.get("API_TOKEN_TTL_DAYS", "30"))),
+    "AUTO_REFRESH": False,  # a fixed lifetime from the login
+}
+# knox's migrations make a table for its own token model, which ours replaces: none is needed.
+MIGRATION_MODULES = {"knox": None}
+# Tokens a user keeps (one per device or client); a login beyond that revokes the least recently used.
+API_TOKENS_PER_USER = int(os.environ.get("API_TOKENS_PER_USER", "50"))
 
 # The OpenAPI description at /api/schema/, browsable at /api/docs/ (manage.py spectacular --validate checks it).
 SPECTACULAR_SETTINGS = {
@@ -196,6 +210,7 @@ MAINTENANCE_TASKS = [
     "app.core.idempotency.purge_expired_keys",
     "app.partners.auth.purge_rate_windows",
     "app.core.throttling.purge_expired_cache_entries",
+    "app.accounts.services.purge_expired_tokens",
     "app.partners.webhooks.run_webhooks",
 ]
 

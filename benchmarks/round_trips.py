@@ -31,10 +31,11 @@ def _user_on(alias):
 
 def _client(user):
     from django.test import Client
-    from rest_framework.authtoken.models import Token
 
-    token, _ = Token.objects.get_or_create(user=user)
-    return Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="127.0.0.1")
+    from app.accounts.services import issue_token
+
+    token, _ = issue_token(user, client="benchmarks.round_trips")
+    return Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="127.0.0.1")
 
 
 def _post(client, path, body, *, key=True):

@@ -128,6 +128,38 @@ def test_admin_login_has_the_same_limits_and_shares_the_count():
                     content_type="application/json").status_code == 429
 
 
+def _api_works(token):
+    return Client().get("/api/v1/wallet", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
+
+
+def test_account_page_lists_api_tokens_and_revokes_one_or_all():
+    from app.accounts.services import issue_token
+
+    alice, bob = make_user("alice"), make_user("bob")
+    phone, _ = issue_token(alice, client="phone-app/1.0")
+    laptop, laptop_row = issue_token(alice, client="laptop-cli/2.0")
+    bobs, bobs_row = issue_token(bob, client="bob-cli")
+    client = logged_in(alice)
+    html = page(client, "/dashboard/")
+    assert 'href="/account/"' in html  # linked from the nav and the dashboard
+    html = page(client, "/account/")
+    assert "phone-app/1.0" in html and "laptop-cli/2.0" in html and "bob-cli" not in html
+    assert phone not in html and laptop not in html  # tokens are never shown again
+
+    response = client.post("/account/tokens/revoke/", {"digest": laptop_row.digest})
+    assert response.status_code == 302 and response["Location"] == "/account/"
+    assert not _api_works(laptop) and _api_works(phone)
+    assert client.post("/account/tokens/revoke/", {"digest": bobs_row.digest}).status_code == 404  # not hers
+    assert _api_works(bobs)
+
+    response = client.post("/account/tokens/revoke-all/", follow=True)
+    assert "Every app and device that used the API is logged out" in response.content.decode()
+    assert not _api_works(phone) and _api_works(bobs)
+    assert client.get("/dashboard/").status_code == 200  # this browser stays logged in
+    html = page(client, "/account/")
+    assert "No app or device is logged in" in html
+
+
 def test_register_shows_errors_next_to_fields():
     make_user("bob")
     client = Client()

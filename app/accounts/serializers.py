@@ -38,7 +38,8 @@ class CredentialsIn(serializers.Serializer):
 
 
 class TokenOut(serializers.Serializer):
-    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`. Shown only here.")
+    expiry = serializers.DateTimeField(help_text="When it stops working (30 days after the login by default).")
 
 
 @functools.cache  # one class per row serializer: the OpenAPI description names it (ItemOutSection, ...)

@@ -1,4 +1,4 @@
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, logout
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -8,6 +8,7 @@ from app.core.errors import ServiceError
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, errors
 
 from . import selectors, services
+from .models import AuthToken
 from .serializers import CredentialsIn, OverviewOut, RegistrationIn, TokenOut, UserOut
 from .throttles import LOGIN_THROTTLES
 
@@ -52,11 +53,31 @@ class TokenView(APIView):
         if user is None:
             # A ServiceError, not DRF's AuthenticationFailed: this view has no authenticator, and DRF would make that a 403.
             raise ServiceError("Wrong username or password.", code="authentication_failed", status=401)
-        return Response({"token": services.issue_token(user)})
+        token, instance = services.issue_token(user, client=request.headers.get("User-Agent", ""))
+        return Response(TokenOut({"token": token, "expiry": instance.expiry}).data)
 
 
 class LogoutView(APIView):
-    @extend_schema(summary="Log out: revoke my tokens", request=None, responses={204: None, **errors(NEEDS_LOGIN)})
+    @extend_schema(
+        summary="Log out: revoke the token of this request",
+        description="Other devices' tokens keep working (see `auth/logout-all`). Called with a browser session "
+                    "instead of a token, it ends that session.",
+        request=None, responses={204: None, **errors(NEEDS_LOGIN)},
+    )
+    def post(self, request):
+        if isinstance(request.auth, AuthToken):
+            services.revoke_token(request.auth)
+        else:
+            logout(request._request)
+        return Response(status=204)
+
+
+class LogoutAllView(APIView):
+    @extend_schema(
+        summary="Log out everywhere: revoke every API token of mine",
+        description="Every device and client that logged in with the API must log in again.",
+        request=None, responses={204: None, **errors(NEEDS_LOGIN)},
+    )
     def post(self, request):
         services.revoke_tokens(request.user)
         return Response(status=204)

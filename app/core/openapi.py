@@ -90,6 +90,16 @@ class ApiKeyAuthScheme(OpenApiAuthenticationExtension):
         return build_bearer_security_scheme_object(header_name="Authorization", token_prefix=self.target.keyword)
 
 
+class TokenAuthScheme(OpenApiAuthenticationExtension):
+    """Users' `Authorization: Token <token>` (knox tokens through app.accounts.authentication)."""
+
+    target_class = "app.accounts.authentication.TokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix=self.target.authenticate_header(None))
+
+
 _HEALTH = {
     "type": "object",
     "properties": {

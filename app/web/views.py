@@ -10,8 +10,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from app.accounts.models import AuthToken
 from app.accounts.selectors import account_overview
-from app.accounts.services import register_user
+from app.accounts.services import register_user, revoke_token, revoke_tokens, tokens_of
 from app.catalog import services as catalog
 from app.catalog.models import Item
 from app.catalog.search import ListingQuery, search_listings
@@ -298,6 +299,30 @@ def wallet_page(request):
 @login_required
 def dashboard(request):
     return render(request, "web/dashboard.html", {"overview": account_overview(request.user.id)})
+
+
+@login_required
+def account(request):
+    return render(request, "web/account.html", {"tokens": tokens_of(request.user)})
+
+
+@login_required
+@require_POST
+def revoke_token_page(request):
+    token = AuthToken.objects.filter(user=request.user, digest=request.POST.get("digest", "")[:128]).first()
+    if token is None:
+        raise Http404("No such token.")
+    revoke_token(token)
+    messages.success(request, f"{token.client or 'The app'} is logged out.")
+    return redirect("web:account")
+
+
+@login_required
+@require_POST
+def revoke_all_tokens_page(request):
+    revoke_tokens(request.user)
+    messages.success(request, "Every app and device that used the API is logged out.")
+    return redirect("web:account")
 
 
 def register(request):

@@ -1,10 +1,12 @@
 """Accounts: registration, tokens, logout, login throttling, bad tokens."""
+import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from .conftest import PASSWORD, assert_error, describe, is_id
+from .conftest import PASSWORD, assert_error, coordinator_name, describe, is_id
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
@@ -140,3 +142,89 @@ def test_simultaneous_login_attempts_do_not_slip_through_the_limit(mk):
     assert len(answered) == 10, [describe(r) for r in responses]
     for response in answered:
         assert_error(response, 401, "authentication_failed")
+
+
+# --------------------------------------------------------------------------- API tokens
+
+
+def _token_rows(db_rows, user_id):
+    return db_rows(coordinator_name(), "SELECT digest, token_key, created, expiry, last_used, client "
+                   "FROM accounts_authtoken WHERE user_id = %s ORDER BY created", [int(user_id)])
+
+
+def test_each_login_makes_its_own_token_and_logout_revokes_only_the_one_it_was_called_with(mk):
+    user = mk.register_only()
+    credentials = {"username": user["username"], "password": user["password"]}
+    phone = mk.post("auth/token", json=credentials, headers={"User-Agent": "phone-app/1.0"})
+    laptop = mk.post("auth/token", json=credentials, headers={"User-Agent": "laptop-cli/2.0"})
+    assert phone.status_code == laptop.status_code == 200, (describe(phone), describe(laptop))
+    phone, laptop = phone.json()["token"], laptop.json()["token"]
+    assert phone != laptop
+    assert mk.get("wallet", phone).status_code == 200 and mk.get("wallet", laptop).status_code == 200
+
+    assert mk.post("auth/logout", phone).status_code == 204
+    assert_error(mk.get("wallet", phone), 401, "authentication_failed")
+    assert mk.get("wallet", laptop).status_code == 200  # the other device stays logged in
+
+    tablet = mk.post("auth/token", json=credentials).json()["token"]
+    response = mk.post("auth/logout-all", laptop)
+    assert response.status_code == 204, describe(response)
+    for token in (laptop, tablet):
+        assert_error(mk.get("wallet", token), 401, "authentication_failed")
+    assert mk.post("auth/token", json=credentials).status_code == 200  # logging in again still works
+
+
+def test_tokens_are_stored_only_as_a_hash(mk, db_rows):
+    user = mk.register()
+    token = user["token"]
+    # No text column of any table on the coordinator holds the token.
+    columns = db_rows(coordinator_name(), "SELECT table_name, column_name FROM information_schema.columns "
+                      "WHERE table_schema = 'public' AND data_type IN ('text', 'character varying')")
+    for table, column in columns:
+        found = db_rows(coordinator_name(), f'SELECT count(*) FROM "{table}" WHERE position(%s in "{column}") > 0', [token])
+        assert found == [(0,)], f"the token is stored in plain text in {table}.{column}"
+    assert len(token) >= 64  # 256 random bits, hex
+    rows = _token_rows(db_rows, user["id"])
+    assert len(rows) == 1, rows
+    digest, token_key = rows[0][:2]
+    assert digest == hashlib.sha512(token.encode()).hexdigest()
+    assert token_key != token and len(token_key) <= 15  # knox's lookup prefix, not the token
+
+
+def test_tokens_expire_after_their_lifetime(mk, node_connection):
+    user = mk.register_only()
+    response = mk.post("auth/token", json={"username": user["username"], "password": user["password"]})
+    assert response.status_code == 200, describe(response)
+    body = response.json()
+    assert set(body) == {"token", "expiry"}, body
+    expiry = datetime.fromisoformat(body["expiry"].replace("Z", "+00:00"))
+    lifetime = expiry - datetime.now(timezone.utc)
+    assert timedelta(days=30) - timedelta(minutes=5) < lifetime <= timedelta(days=30), lifetime
+    assert mk.get("wallet", body["token"]).status_code == 200
+
+    with node_connection(coordinator_name()).cursor() as cursor:
+        cursor.execute("UPDATE accounts_authtoken SET expiry = now() - interval '1 second' WHERE user_id = %s",
+                       [int(user["id"])])
+    assert_error(mk.get("wallet", body["token"]), 401, "authentication_failed")
+
+
+def test_last_use_is_recorded_at_most_once_a_minute(mk, db_rows, node_connection):
+    user = mk.register(username=None)
+    [row] = _token_rows(db_rows, user["id"])
+    assert row[4] is None  # not used yet
+
+    assert mk.get("wallet", user).status_code == 200
+    [row] = _token_rows(db_rows, user["id"])
+    first_use = row[4]
+    assert first_use is not None and abs(datetime.now(timezone.utc) - first_use) < timedelta(minutes=1)
+    for _ in range(3):
+        assert mk.get("wallet", user).status_code == 200
+    [row] = _token_rows(db_rows, user["id"])
+    assert row[4] == first_use  # no write within the minute
+
+    with node_connection(coordinator_name()).cursor() as cursor:
+        cursor.execute("UPDATE accounts_authtoken SET last_used = now() - interval '61 seconds' WHERE user_id = %s",
+                       [int(user["id"])])
+    assert mk.get("wallet", user).status_code == 200
+    [row] = _token_rows(db_rows, user["id"])
+    assert abs(datetime.now(timezone.utc) - row[4]) < timedelta(seconds=30)
