@@ -141,6 +141,10 @@ THROTTLE_RATES = {
     # Log-in attempts per username (API, web and admin forms together) and per client address.
     "login": throttle_rate("login", os.environ.get("LOGIN_THROTTLE_RATE", "10/min")),
     "login_address": throttle_rate("login_address", "20/min"),
+    # Password changes per user (each checks the old password: a stolen session or token must not guess it)
+    # and reset emails per client address and per email address.
+    "password_change": throttle_rate("password_change", "10/hour"),
+    "password_reset": throttle_rate("password_reset", "5/hour"),
 }
 
 REST_FRAMEWORK = {
@@ -229,7 +233,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule: revokes the user's API tokens whenever a password changes (see the module).
+    {"NAME": "app.accounts.passwords.RevokeCredentialsOnPasswordChange"},
 ]
+# A password-reset link works once, for this many seconds.
+PASSWORD_RESET_TIMEOUT = int(os.environ.get("PASSWORD_RESET_TIMEOUT", "3600"))
+
+# Email (password resets): printed to the console in development; SMTP from the environment in production.
+if PRODUCTION:
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+    EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_flag("EMAIL_USE_TLS", True)
+    EMAIL_USE_SSL = env_flag("EMAIL_USE_SSL", False)
+else:
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))  # a mail server that hangs must not hold a request
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Marketplace <no-reply@localhost>")
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

@@ -14,6 +14,7 @@ api_v1 = [
     path("auth/token", accounts.TokenView.as_view(), name="token"),
     path("auth/logout", accounts.LogoutView.as_view(), name="logout"),
     path("auth/logout-all", accounts.LogoutAllView.as_view(), name="logout-all"),
+    path("auth/password", accounts.PasswordView.as_view(), name="password"),
     path("wallet", wallet.WalletView.as_view(), name="wallet"),
     path("wallet/deposits", wallet.DepositView.as_view(), name="deposits"),
     path("wallet/ledger", wallet.LedgerView.as_view(), name="ledger"),

@@ -26,6 +26,14 @@ class RegistrationIn(serializers.Serializer):
         return data
 
 
+class PasswordChangeIn(serializers.Serializer):
+    old_password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    new_password = serializers.CharField(
+        max_length=128, write_only=True, trim_whitespace=False,
+        help_text="Django's password rules apply (length, not common, not all digits, not like the username).",
+    )
+
+
 class UserOut(serializers.Serializer):
     id = IdField()
     username = serializers.CharField()

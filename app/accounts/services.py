@@ -1,12 +1,14 @@
 """Accounts live on the coordinator: usernames and emails are unique there, ignoring case; so are API tokens."""
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from app.core.errors import Conflict
+from app.core.errors import Conflict, ServiceError
 
 from .models import AuthToken
 
@@ -31,6 +33,24 @@ def register_user(*, username, email, password):
     except IntegrityError:
         # Someone registered the same name or email at the same moment (case-insensitive unique indexes).
         raise _taken(username, email) or Conflict("This username or email is taken.", code="username_taken") from None
+
+
+def change_password(user, *, old_password, new_password):
+    """Check the old password, apply Django's password rules to the new one, and set it.
+
+    Saving it revokes every API token of the user (app.accounts.passwords) and ends every session logged in with
+    the old password; a caller that wants to keep its own session calls update_session_auth_hash.
+    """
+    if not user.check_password(old_password):
+        raise ServiceError("The old password is wrong.", code="wrong_password",
+                           details={"old_password": ["The old password is wrong."]})
+    try:
+        validate_password(new_password, user=user)
+    except DjangoValidationError as exc:
+        raise ServiceError("The request has invalid fields.", code="validation_error",
+                           details={"new_password": list(exc.messages)}) from None
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
 
 
 def issue_token(user, client=""):

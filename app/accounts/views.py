@@ -1,15 +1,16 @@
-from django.contrib.auth import authenticate, logout
+from django.contrib.auth import authenticate, logout, update_session_auth_hash
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.core.errors import ServiceError
+from app.core.throttling import ScopedRateThrottle
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, errors
 
 from . import selectors, services
 from .models import AuthToken
-from .serializers import CredentialsIn, OverviewOut, RegistrationIn, TokenOut, UserOut
+from .serializers import CredentialsIn, OverviewOut, PasswordChangeIn, RegistrationIn, TokenOut, UserOut
 from .throttles import LOGIN_THROTTLES
 
 
@@ -80,6 +81,30 @@ class LogoutAllView(APIView):
     )
     def post(self, request):
         services.revoke_tokens(request.user)
+        return Response(status=204)
+
+
+class PasswordView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "password_change"
+
+    @extend_schema(
+        summary="Change my password: every token of mine is revoked",
+        description=(
+            "Every API token of mine stops working, this one too (log in again with the new password), and every "
+            "browser session logged in with the old password ends; a browser session calling this keeps going. "
+            "At most 10 attempts an hour."
+        ),
+        request=PasswordChangeIn,
+        responses={204: None, **errors((400, "validation_error", "parse_error", "wrong_password"), NEEDS_LOGIN,
+                                       (429, "throttled"))},
+    )
+    def post(self, request):
+        params = PasswordChangeIn(data=request.data)
+        params.is_valid(raise_exception=True)
+        services.change_password(request.user, **params.validated_data)
+        if request.auth is None:  # a browser session: keep it
+            update_session_auth_hash(request._request, request.user)
         return Response(status=204)
 
 

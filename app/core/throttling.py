@@ -129,6 +129,48 @@ class AddressRateThrottle(RateThrottle):
         return self.get_ident(request)
 
 
+# Scopes whose every request hashes a password (Argon2, about 100 MiB each) or can guess one: counted under a lock.
+SERIALIZED_SCOPES = frozenset({"register", "password_change", "password_reset"})
+
+
+class ScopedRateThrottle(RateThrottle):
+    """Per user when logged in, else per client address, in the scope the view names: `throttle_scope`, or
+    `throttle_scopes` by HTTP method (a method not named is not counted), or the scope given to the constructor."""
+
+    @property
+    def serialize(self):
+        return self.scope in SERIALIZED_SCOPES
+
+    def scope_for(self, request, view):
+        if self.scope is not None:
+            return self.scope
+        scopes = getattr(view, "throttle_scopes", None)
+        if scopes is not None:
+            return scopes.get(request.method)
+        return getattr(view, "throttle_scope", None)
+
+    def ident(self, request, view):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and getattr(user, "pk", None) is not None:
+            return f"user{user.pk}"
+        return self.get_ident(request)
+
+
+class ValueRateThrottle(RateThrottle):
+    """Per value of a submitted field (normalised and hashed), e.g. the email address a reset is asked for."""
+
+    serialize = True
+
+    def __init__(self, scope, field, normalize=str.lower):
+        super().__init__(scope)
+        self.field, self.normalize = field, normalize
+
+    def ident(self, request, view):
+        fields = request.data if hasattr(request, "data") else request.POST
+        value = fields.get(self.field, "") if hasattr(fields, "get") else ""
+        return f"{self.field}{digest(self.normalize(str(value)[:300].strip()))}"
+
+
 def wait_for(request, throttles, view=None):
     """For Django views and forms: None if every throttle lets the request through, else the seconds to wait.
 

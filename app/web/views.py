@@ -1,12 +1,15 @@
 """Server-rendered pages: thin views over the same services and selectors as the API."""
 from functools import wraps
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
@@ -20,6 +23,7 @@ from app.catalog.selectors import inventory_of
 from app.catalog.serializers import ListingSearchIn
 from app.core.errors import NotFound, ServiceError, error_body
 from app.core.idempotency import KeyReused
+from app.core.throttling import ScopedRateThrottle, ValueRateThrottle
 from app.orders.selectors import purchases_of, sales_of
 from app.orders.services import place_order
 from app.reports.selectors import platform_report
@@ -33,6 +37,7 @@ from sharding.transactions import LockTimeoutError
 from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm
 from .selectors import activity_report, cluster_overview, item_for, newest_first, own_item, period_starts
 from .templatetags.periods import period_label
+from .throttling import throttled
 
 HOME_LISTINGS = 12
 SEARCH_PAGE_SIZE = 20
@@ -323,6 +328,42 @@ def revoke_all_tokens_page(request):
     revoke_tokens(request.user)
     messages.success(request, "Every app and device that used the API is logged out.")
     return redirect("web:account")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's: the old password, then the new one twice; this session stays (update_session_auth_hash)."""
+
+    template_name = "web/password_change.html"
+    success_url = reverse_lazy("web:account")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password is changed. Every other browser, app and device is logged out.")
+        return response
+
+
+password_change = throttled(lambda: ScopedRateThrottle("password_change"))(PasswordChangeView.as_view())
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's: an email with a one-time link, the same answer whether or not an account has the address."""
+
+    template_name = "web/password_reset_form.html"
+    email_template_name = "web/password_reset_email.txt"
+    subject_template_name = "web/password_reset_subject.txt"
+    success_url = reverse_lazy("web:password_reset_done")
+
+    @property
+    def extra_email_context(self):
+        # The link points at SITE_URL, never at the Host header of the request (the form lets these win).
+        site = urlsplit(settings.SITE_URL)
+        return {"domain": site.netloc, "protocol": site.scheme, "site_name": "Marketplace"}
+
+
+# Reset emails per client address and per email address: nobody gets flooded with them.
+password_reset = throttled(
+    lambda: ScopedRateThrottle("password_reset"), lambda: ValueRateThrottle("password_reset", "email"),
+)(PasswordResetView.as_view())
 
 
 def register(request):

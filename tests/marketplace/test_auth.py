@@ -228,3 +228,32 @@ def test_last_use_is_recorded_at_most_once_a_minute(mk, db_rows, node_connection
     assert mk.get("wallet", user).status_code == 200
     [row] = _token_rows(db_rows, user["id"])
     assert abs(datetime.now(timezone.utc) - row[4]) < timedelta(seconds=30)
+
+
+# --------------------------------------------------------------------------- password change
+
+
+def test_password_change_through_the_api_revokes_every_token(mk):
+    user = mk.register_only()
+    credentials = {"username": user["username"], "password": user["password"]}
+    this_device = mk.post("auth/token", json=credentials).json()["token"]
+    other_device = mk.post("auth/token", json=credentials).json()["token"]
+    new_password = "a-brand-new-passphrase-7"
+
+    assert_error(mk.post("auth/password", json={"old_password": PASSWORD, "new_password": new_password}), 401)
+    error = assert_error(mk.post("auth/password", this_device, json={"old_password": "not-it", "new_password": new_password}),
+                         400, "wrong_password")
+    assert "old_password" in error["details"], error
+    error = assert_error(mk.post("auth/password", this_device, json={"old_password": PASSWORD, "new_password": "123"}),
+                         400, "validation_error")
+    assert "new_password" in error["details"], error  # Django's password validators apply
+    assert_error(mk.post("auth/password", this_device, json={"old_password": PASSWORD}), 400, "validation_error")
+    assert mk.get("wallet", this_device).status_code == 200  # nothing changed so far
+
+    response = mk.post("auth/password", this_device, json={"old_password": PASSWORD, "new_password": new_password})
+    assert response.status_code == 204, describe(response)
+    for token in (this_device, other_device):
+        assert_error(mk.get("wallet", token), 401, "authentication_failed")
+    assert_error(mk.post("auth/token", json=credentials), 401, "authentication_failed")
+    response = mk.post("auth/token", json={**credentials, "password": new_password})
+    assert response.status_code == 200, describe(response)
