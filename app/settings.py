@@ -145,6 +145,15 @@ THROTTLE_RATES = {
     # and reset emails per client address and per email address.
     "password_change": throttle_rate("password_change", "10/hour"),
     "password_reset": throttle_rate("password_reset", "5/hour"),
+    # Every API request: per client address when not logged in, per user when logged in.
+    "anon": throttle_rate("anon", "60/min"),
+    "user": throttle_rate("user", "300/min"),
+    # And on top of that, per user (or address when not logged in) for what costs the most.
+    "register": throttle_rate("register", "10/hour"),  # an Argon2 hash each (about 100 MiB)
+    "search": throttle_rate("search", "60/min"),  # a fan-out to every worker each
+    "deposit": throttle_rate("deposit", "30/min"),
+    "purchase": throttle_rate("purchase", "30/min"),
+    "listing": throttle_rate("listing", "30/min"),  # creating a listing
 }
 
 REST_FRAMEWORK = {
@@ -156,6 +165,12 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "app.core.errors.exception_handler",
+    # Views name their scope (throttle_scope, or throttle_scopes by method) for ScopedRateThrottle.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "app.core.throttling.AnonRateThrottle",
+        "app.core.throttling.UserRateThrottle",
+        "app.core.throttling.ScopedRateThrottle",
+    ],
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     # Rate limits count clients by address. X-Forwarded-For is trusted only through this many proxies of our own
     # (each appends the address it saw); 0 uses REMOTE_ADDR and ignores the header, which any client can write.
@@ -203,17 +218,17 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "app.core.openapi.add_health"],
 }
 
-# Shared by every server process (rate limits): a table on the coordinator. The cache culls (and so forgets
-# throttle counts) only beyond MAX_ENTRIES rows; maintenance deletes expired rows long before that.
+# Shared by every server process (rate limits): a table on the coordinator, Django's DatabaseCache with set() in
+# one round trip. Maintenance deletes expired rows and, only beyond MAX_ENTRIES, those that expire soonest.
 CACHES = {"default": {
-    "BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table",
+    "BACKEND": "app.core.cache.DatabaseCache", "LOCATION": "cache_table",
     "OPTIONS": {"MAX_ENTRIES": int(os.environ.get("CACHE_MAX_ENTRIES", "1000000"))},
 }}
 
 MAINTENANCE_TASKS = [
     "app.core.idempotency.purge_expired_keys",
     "app.partners.auth.purge_rate_windows",
-    "app.core.throttling.purge_expired_cache_entries",
+    "app.core.cache.cull_cache",
     "app.accounts.services.purge_expired_tokens",
     "app.partners.webhooks.run_webhooks",
 ]

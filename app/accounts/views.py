@@ -5,7 +5,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.core.errors import ServiceError
-from app.core.throttling import ScopedRateThrottle
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, errors
 
 from . import selectors, services
@@ -17,6 +16,7 @@ from .throttles import LOGIN_THROTTLES
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
+    throttle_scope = "register"
 
     @extend_schema(
         summary="Create an account",
@@ -85,7 +85,6 @@ class LogoutAllView(APIView):
 
 
 class PasswordView(APIView):
-    throttle_classes = [ScopedRateThrottle]
     throttle_scope = "password_change"
 
     @extend_schema(

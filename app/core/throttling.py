@@ -17,7 +17,6 @@ from django.core.cache import caches
 from django.core.cache.backends.db import DatabaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
-from django.utils import timezone
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -129,13 +128,37 @@ class AddressRateThrottle(RateThrottle):
         return self.get_ident(request)
 
 
+class AnonRateThrottle(AddressRateThrottle):
+    """Every API request of a client that is not logged in, per address (THROTTLE_RATE_ANON)."""
+
+    scope = "anon"
+
+    def scope_for(self, request, view):
+        return None if request.user and request.user.is_authenticated else self.scope
+
+
+class UserRateThrottle(RateThrottle):
+    """Every API request of a logged-in user, per user (THROTTLE_RATE_USER)."""
+
+    scope = "user"
+
+    def ident(self, request, view):
+        user = request.user
+        if user and user.is_authenticated and getattr(user, "pk", None) is not None:
+            return f"user{user.pk}"
+        return None
+
+
 # Scopes whose every request hashes a password (Argon2, about 100 MiB each) or can guess one: counted under a lock.
 SERIALIZED_SCOPES = frozenset({"register", "password_change", "password_reset"})
+# Scopes of what one does before having an account (or without using it): always per client address.
+ADDRESS_SCOPES = frozenset({"register", "password_reset"})
 
 
 class ScopedRateThrottle(RateThrottle):
-    """Per user when logged in, else per client address, in the scope the view names: `throttle_scope`, or
-    `throttle_scopes` by HTTP method (a method not named is not counted), or the scope given to the constructor."""
+    """Per user when logged in, else per client address (always per address for ADDRESS_SCOPES), in the scope the
+    view names: `throttle_scope`, or `throttle_scopes` by HTTP method (a method not named is not counted), or the
+    scope given to the constructor (the web pages)."""
 
     @property
     def serialize(self):
@@ -151,7 +174,8 @@ class ScopedRateThrottle(RateThrottle):
 
     def ident(self, request, view):
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and getattr(user, "pk", None) is not None:
+        if self.scope not in ADDRESS_SCOPES and user is not None and user.is_authenticated \
+                and getattr(user, "pk", None) is not None:
             return f"user{user.pk}"
         return self.get_ident(request)
 
@@ -171,6 +195,18 @@ class ValueRateThrottle(RateThrottle):
         return f"{self.field}{digest(self.normalize(str(value)[:300].strip()))}"
 
 
+class ThrottledAfterValidation:
+    """For API views that refuse bad parameters before any query: DRF checks throttles before the handler, which
+    would make a refused request read and write the coordinator's cache; these views call throttle() themselves
+    once their parameters are good (a refused request costs nothing to count)."""
+
+    def check_throttles(self, request):
+        """Deferred to throttle()."""
+
+    def throttle(self, request):
+        super().check_throttles(request)
+
+
 def wait_for(request, throttles, view=None):
     """For Django views and forms: None if every throttle lets the request through, else the seconds to wait.
 
@@ -178,22 +214,4 @@ def wait_for(request, throttles, view=None):
     """
     waits = [throttle.wait() or 1 for throttle in throttles if not throttle.allow_request(request, view)]
     return max(1, math.ceil(max(waits))) if waits else None
-
-
-def purge_expired_cache_entries():
-    """Delete expired rows of the cache table (a maintenance task).
-
-    The database cache culls only when it holds more than MAX_ENTRIES rows, and then also deletes live ones, which
-    would forget throttle counts: expired rows are removed here instead, so it never gets that far.
-    """
-    backend = caches["default"]
-    if not isinstance(backend, DatabaseCache):
-        return
-    alias = router.db_for_write(backend.cache_model_class)
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {connection.ops.quote_name(backend._table)} WHERE expires < %s",
-            [connection.ops.adapt_datetimefield_value(timezone.now())],
-        )
 

@@ -23,7 +23,7 @@ from app.catalog.selectors import inventory_of
 from app.catalog.serializers import ListingSearchIn
 from app.core.errors import NotFound, ServiceError, error_body
 from app.core.idempotency import KeyReused
-from app.core.throttling import ScopedRateThrottle, ValueRateThrottle
+from app.core.throttling import ScopedRateThrottle, ValueRateThrottle, wait_for
 from app.orders.selectors import purchases_of, sales_of
 from app.orders.services import place_order
 from app.reports.selectors import platform_report
@@ -37,7 +37,7 @@ from sharding.transactions import LockTimeoutError
 from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm
 from .selectors import activity_report, cluster_overview, item_for, newest_first, own_item, period_starts
 from .templatetags.periods import period_label
-from .throttling import throttled
+from .throttling import throttled, too_many_requests
 
 HOME_LISTINGS = 12
 SEARCH_PAGE_SIZE = 20
@@ -116,6 +116,10 @@ def search(request):
         return render(request, "web/search.html", context, status=400)
     data = params.validated_data
     context["params"]["sort"] = data["sort"]
+    # Counted once the parameters are good, as the API's search is: a refused search costs nothing.
+    seconds = wait_for(request, [ScopedRateThrottle("search")])
+    if seconds is not None:
+        return too_many_requests(request, seconds)
     query = ListingQuery(
         q=data["q"], min_price=data.get("min_price"), max_price=data.get("max_price"), category=data["category"],
         exclude_user_id=_viewer_id(request), sort=data["sort"],
@@ -149,6 +153,7 @@ def item_detail(request, item_id):
 
 
 @login_required
+@throttled(lambda: ScopedRateThrottle("purchase"))
 def buy(request, item_id):
     if request.method == "POST":
         return _place_order(request, item_id)
@@ -194,6 +199,7 @@ def _place_order(request, item_id):
 
 
 @login_required
+@throttled(lambda: ScopedRateThrottle("listing"))
 def sell(request):
     form = ItemForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -282,6 +288,7 @@ def sales(request):
 
 
 @login_required
+@throttled(lambda: ScopedRateThrottle("deposit"))
 def wallet_page(request):
     user_id = request.user.id
     form = DepositForm(request.POST or None)
@@ -366,6 +373,7 @@ password_reset = throttled(
 )(PasswordResetView.as_view())
 
 
+@throttled(lambda: ScopedRateThrottle("register"))
 def register(request):
     if request.user.is_authenticated:
         return redirect("web:dashboard")
