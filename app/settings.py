@@ -8,8 +8,11 @@ Environment:
   CLUSTER_NAME         which local cluster to use (default dev); or
   CLUSTER_CONFIG       the path of a cluster.json
   DB_DIRECT            1 to connect straight to PostgreSQL instead of each node's pgbouncer
+  NUM_PROXIES          trusted proxies in front of the app (default 0: the client is REMOTE_ADDR)
+  THROTTLE_RATE_<SCOPE> rate limits, e.g. THROTTLE_RATE_LOGIN_ADDRESS=20/min (see THROTTLE_RATES)
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from csp.constants import NONE, SELF
@@ -93,7 +96,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens (app.accounts.models.AuthToken)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from STATIC_URL (no CDN)
     "csp",
@@ -165,18 +168,66 @@ SHARDING = {
     "FAILPOINTS": False,
 }
 
+
+def throttle_rate(scope, default):
+    """THROTTLE_RATE_<SCOPE> from the environment, e.g. "20/min", "100/hour"."""
+    return os.environ.get(f"THROTTLE_RATE_{scope.upper()}", default)
+
+
+# Rate limits (app.core.throttling), counted in the shared cache below.
+THROTTLE_RATES = {
+    # Log-in attempts per username (API, web and admin forms together) and per client address.
+    "login": throttle_rate("login", os.environ.get("LOGIN_THROTTLE_RATE", "10/min")),
+    "login_address": throttle_rate("login_address", "20/min"),
+    # Password changes per user (each checks the old password: a stolen session or token must not guess it)
+    # and reset emails per client address and per email address.
+    "password_change": throttle_rate("password_change", "10/hour"),
+    "password_reset": throttle_rate("password_reset", "5/hour"),
+    # Every API request: per client address when not logged in, per user when logged in.
+    "anon": throttle_rate("anon", "60/min"),
+    "user": throttle_rate("user", "300/min"),
+    # And on top of that, per user (or address when not logged in) for what costs the most.
+    "register": throttle_rate("register", "10/hour"),  # an Argon2 hash each (about 100 MiB)
+    "search": throttle_rate("search", "60/min"),  # a fan-out to every worker each
+    "deposit": throttle_rate("deposit", "30/min"),
+    "purchase": throttle_rate("purchase", "30/min"),
+    "listing": throttle_rate("listing", "30/min"),  # creating a listing
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "app.accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["app.core.parsers.JSONObjectParser"],  # JSON objects only (app/core/parsers.py)
     "EXCEPTION_HANDLER": "app.core.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("LOGIN_THROTTLE_RATE", "10/min")},
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Views name their scope (throttle_scope, or throttle_scopes by method) for ScopedRateThrottle.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "app.core.throttling.AnonRateThrottle",
+        "app.core.throttling.UserRateThrottle",
+        "app.core.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    # Rate limits count clients by address. X-Forwarded-For is trusted only through this many proxies of our own
+    # (each appends the address it saw); 0 uses REMOTE_ADDR and ignores the header, which any client can write.
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
+    "DEFAULT_SCHEMA_CLASS": "app.core.openapi.AutoSchema",  # drf-spectacular's, with the 429s
 }
+
+# API tokens: django-rest-knox with our own model (a last-used time); one token per login, only its digest stored.
+KNOX_TOKEN_MODEL = "accounts.AuthToken"
+REST_KNOX = {
+    "TOKEN_MODEL": KNOX_TOKEN_MODEL,
+    "AUTH_HEADER_PREFIX": "Token",  # clients send `Authorization: Token <token>`, as before
+    "TOKEN_TTL": timedelta(days=float(os.environ.get("API_TOKEN_TTL_DAYS", "30"))),
+    "AUTO_REFRESH": False,  # a fixed lifetime from the login
+}
+# knox's migrations make a table for its own token model, which ours replaces: none is needed.
+MIGRATION_MODULES = {"knox": None}
+# Tokens a user keeps (one per device or client); a login beyond that revokes the least recently used.
+API_TOKENS_PER_USER = int(os.environ.get("API_TOKENS_PER_USER", "50"))
 
 # The OpenAPI description at /api/schema/, browsable at /api/docs/ (manage.py spectacular --validate checks it).
 SPECTACULAR_SETTINGS = {
@@ -205,15 +256,19 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "app.core.openapi.add_health"],
 }
 
-# Shared by every server process (login throttling): a table on the coordinator.
+# Shared by every server process (rate limits): a table on the coordinator, Django's DatabaseCache with set() in
+# one round trip. Maintenance deletes expired rows and, only beyond MAX_ENTRIES, those that expire soonest.
 CACHES = {"default": {
-    "BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table",
+    "BACKEND": "app.core.cache.DatabaseCache", "LOCATION": "cache_table",
     "KEY_FUNCTION": "app.core.cache.make_key",  # keys from user input may hold a NUL (app/core/cache.py)
+    "OPTIONS": {"MAX_ENTRIES": int(os.environ.get("CACHE_MAX_ENTRIES", "1000000"))},
 }}
 
 MAINTENANCE_TASKS = [
     "app.core.idempotency.purge_expired_keys",
     "app.partners.auth.purge_rate_windows",
+    "app.core.cache.cull_cache",
+    "app.accounts.services.purge_expired_tokens",
     "app.partners.webhooks.run_webhooks",
 ]
 
@@ -245,7 +300,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule: revokes the user's API tokens whenever a password changes (see the module).
+    {"NAME": "app.accounts.passwords.RevokeCredentialsOnPasswordChange"},
 ]
+# A password-reset link works once, for this many seconds.
+PASSWORD_RESET_TIMEOUT = int(os.environ.get("PASSWORD_RESET_TIMEOUT", "3600"))
+
+# Email (password resets): printed to the console in development; SMTP from the environment in production.
+if PRODUCTION:
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+    EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_flag("EMAIL_USE_TLS", True)
+    EMAIL_USE_SSL = env_flag("EMAIL_USE_SSL", False)
+else:
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))  # a mail server that hangs must not hold a request
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Marketplace <no-reply@localhost>")
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

@@ -6,7 +6,7 @@ Run by benchmarks.run_bench in its own process, once per cluster (Django reads t
 cluster config at start-up). It writes one JSON file with:
 
 - slots: one demo user per concurrent locust user (half of them in each group, see
-  below), each with an API token (rest_framework.authtoken, created here) and enough
+  below), each with an API token (app.accounts.services.issue_token, a knox token made here) and enough
   money for every purchase the benchmark can make (a deposit through
   app.wallet.services.deposit, so ledgers still match);
 - groups: the group of every demo user. On the 2-worker cluster the group is the
@@ -82,8 +82,8 @@ def main():
 
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
 
+    from app.accounts.services import issue_token
     from app.wallet.models import Wallet
     from app.wallet.services import deposit
     from sharding.routing import all_workers, node_for_user, shard_of
@@ -114,14 +114,14 @@ def main():
     slot_users = [by_group[1 + i % 2][i // 2] for i in range(args.slots)]
     slots = []
     for index, uid in enumerate(slot_users):
-        token, _ = Token.objects.get_or_create(user_id=uid)
+        token, _ = issue_token(User.objects.get(id=uid), client="benchmarks.load_prep")
         alias = node_for_user(uid)
         wallet = Wallet.objects.using(alias).filter(user_id=uid).first()
         if wallet is None or wallet.balance < SLOT_MONEY // 2:
             with atomic_on_nodes([alias]):
                 deposit(uid, SLOT_MONEY)
         slots.append({"slot": index, "user_id": uid, "username": names[uid], "group": groups[uid],
-                      "shard": shard_of(uid), "node": alias, "token": token.key})
+                      "shard": shard_of(uid), "node": alias, "token": token})
 
     partner_keys = []
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks import UNTHROTTLED_ENV
 from benchmarks.search_latency import _check_and_analyze
 from cluster.config import config_path, load_config
 
@@ -233,6 +234,8 @@ class Server:
             "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             # Partner keys are rate limited to 60/min by default: the feed scenario would measure 429s.
             "PARTNER_RATE_LIMIT": "100000000/min", "SITE_URL": self.url,
+            # Likewise every user's and address's limits: 16 Locust users on one address would meet them at once.
+            **UNTHROTTLED_ENV,
         }
         self.log_path = Path(workdir) / f"gunicorn-{name}-{'direct' if direct else 'pgbouncer'}.log"
         self.log_file = open(self.log_path, "w")

@@ -4,6 +4,11 @@ import os
 os.environ.setdefault("CLUSTER_NAME", "test")
 # Production is the default of app.settings; the tests (and the servers and commands they start) run as development.
 os.environ["MARKETPLACE_ENV"] = "development"
+# The suite makes many requests quickly from one address: limits high enough never to be met, except the
+# per-username login limit, whose default (10 a minute) tests check. Throttle tests set low rates themselves.
+for _scope in ("LOGIN_ADDRESS", "PASSWORD_CHANGE", "PASSWORD_RESET", "ANON", "USER", "REGISTER", "SEARCH", "DEPOSIT",
+               "PURCHASE", "LISTING"):
+    os.environ.setdefault(f"THROTTLE_RATE_{_scope}", "100000/min")
 
 from app.settings import *  # noqa: E402,F401,F403
 from app.settings import INSTALLED_APPS  # noqa: E402

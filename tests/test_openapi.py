@@ -90,3 +90,37 @@ def test_swagger_ui_is_served_without_any_external_host(live_server_url):
     assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets), assets
     for asset in assets:  # from the sidecar package, served by the dev server (DEBUG) or collectstatic
         assert requests.get(live_server_url + asset, timeout=30).status_code == 200, asset
+
+
+RETRY_AFTER = {"schema": {"type": "integer", "minimum": 1}, "description": "Seconds to wait before trying again."}
+
+
+def test_every_api_operation_declares_a_429_with_retry_after(document):
+    """Every endpoint is rate limited (app.core.throttling, the partner API per key): each says so."""
+    missing = []
+    for path, method, operation in operations(document):
+        if not path.startswith("/api/"):
+            continue
+        response = operation["responses"].get("429")
+        if (response is None or response.get("content") != ERROR_CONTENT or "`throttled`" not in response["description"]
+                or response.get("headers", {}).get("Retry-After") != RETRY_AFTER):
+            missing.append(f"{method.upper()} {path}: {response}")
+    assert not missing, missing
+
+
+def test_the_account_endpoints_are_described(document):
+    paths = document["paths"]
+    token = paths["/api/v1/auth/token"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    token_out = document["components"]["schemas"][token.rsplit("/", 1)[-1]]
+    assert set(token_out["properties"]) == {"token", "expiry"} and token_out["properties"]["expiry"]["format"] == "date-time"
+
+    logout_all = paths["/api/v1/auth/logout-all"]["post"]
+    assert "204" in logout_all["responses"] and "401" in logout_all["responses"]
+    assert logout_all["security"] == [{"tokenAuth": []}, {"cookieAuth": []}]
+
+    password = paths["/api/v1/auth/password"]["post"]
+    body = password["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    body = document["components"]["schemas"][body]
+    assert set(body["required"]) == {"old_password", "new_password"}
+    assert set(password["responses"]) >= {"204", "400", "401", "429"}
+    assert "`wrong_password`" in password["responses"]["400"]["description"]

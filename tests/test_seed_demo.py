@@ -1,4 +1,8 @@
 """manage.py seed_demo on the test cluster: users, items on every worker, consistent money and orders."""
+import os
+import secrets
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
@@ -11,6 +15,7 @@ from app.catalog.models import Item
 from app.orders.models import Purchase, Sale
 from app.wallet.models import LedgerEntry, Wallet
 from sharding.routing import all_workers, node_for_user
+from tests.conftest import REPO
 
 def per_worker(count):
     return {alias: count(alias) for alias in all_workers()}
@@ -77,3 +82,14 @@ def test_if_empty_does_nothing_when_items_exist(clean_marketplace):
 def test_bad_arguments_are_refused(options, message):
     with pytest.raises(CommandError, match=message):
         call_command("seed_demo", stdout=StringIO(), stderr=StringIO(), **options)
+
+
+def test_seed_demo_refuses_to_run_with_production_settings(clean_marketplace):
+    """The demo logins (staff bob / demo-pass-123) must never exist in production."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "app.settings", "MARKETPLACE_ENV": "production",
+           "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DJANGO_ALLOWED_HOSTS": "market.example.com"}
+    result = subprocess.run([sys.executable, "manage.py", "seed_demo", "--users", "2", "--items", "0"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "production" in result.stderr, result.stderr
+    assert not get_user_model().objects.filter(username__in=["alice", "bob", "demo1"]).exists()

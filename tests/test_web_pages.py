@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import cluster
 import pytest
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.test import Client
 from django.utils import timezone
 
@@ -107,6 +107,141 @@ def test_web_login_counts_against_the_api_login_limit():
 
     make_user("bob")  # another username from the same address is not held back
     assert web.post("/login/", {"username": "bob", "password": PASSWORD}).status_code == 302
+
+
+def test_admin_login_has_the_same_limits_and_shares_the_count():
+    get_user_model().objects.create_user("bob", "bob@example.com", PASSWORD, is_staff=True)
+    admin, api = Client(), Client()
+    for attempt in range(5):
+        response = api.post("/api/v1/auth/token", {"username": "bob", "password": "wrong"}, content_type="application/json")
+        assert response.status_code == 401
+    for attempt in range(5):
+        response = admin.post("/admin/login/", {"username": " BOB", "password": f"wrong-{attempt}", "next": "/admin/"})
+        assert response.status_code == 200 and "Please enter the correct username and password" in response.content.decode()
+
+    # The 11th attempt, with the right password: refused, on the admin's own page.
+    response = admin.post("/admin/login/", {"username": "bob", "password": PASSWORD, "next": "/admin/"})
+    html = response.content.decode()
+    assert response.status_code == 200 and "Too many login attempts" in html, response.status_code
+    assert admin.get("/admin/").status_code == 302  # not logged in
+    assert api.post("/api/v1/auth/token", {"username": "bob", "password": PASSWORD},
+                    content_type="application/json").status_code == 429
+
+
+def _api_works(token):
+    return Client().get("/api/v1/wallet", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
+
+
+def test_account_page_lists_api_tokens_and_revokes_one_or_all():
+    from app.accounts.services import issue_token
+
+    alice, bob = make_user("alice"), make_user("bob")
+    phone, _ = issue_token(alice, client="phone-app/1.0")
+    laptop, laptop_row = issue_token(alice, client="laptop-cli/2.0")
+    bobs, bobs_row = issue_token(bob, client="bob-cli")
+    client = logged_in(alice)
+    html = page(client, "/dashboard/")
+    assert 'href="/account/"' in html  # linked from the nav and the dashboard
+    html = page(client, "/account/")
+    assert "phone-app/1.0" in html and "laptop-cli/2.0" in html and "bob-cli" not in html
+    assert phone not in html and laptop not in html  # tokens are never shown again
+
+    response = client.post("/account/tokens/revoke/", {"digest": laptop_row.digest})
+    assert response.status_code == 302 and response["Location"] == "/account/"
+    assert not _api_works(laptop) and _api_works(phone)
+    assert client.post("/account/tokens/revoke/", {"digest": bobs_row.digest}).status_code == 404  # not hers
+    assert _api_works(bobs)
+
+    response = client.post("/account/tokens/revoke-all/", follow=True)
+    assert "Every app and device that used the API is logged out" in response.content.decode()
+    assert not _api_works(phone) and _api_works(bobs)
+    assert client.get("/dashboard/").status_code == 200  # this browser stays logged in
+    html = page(client, "/account/")
+    assert "No app or device is logged in" in html
+
+
+NEW_PASSWORD = "an-even-longer-pass-43"
+
+
+def test_password_change_page_keeps_this_session_and_ends_every_other_one_and_every_token():
+    from app.accounts.services import issue_token
+
+    alice = make_user("alice")
+    token, _ = issue_token(alice, client="phone-app/1.0")
+    here, elsewhere = logged_in(alice), logged_in(alice)
+    assert 'href="/account/password/"' in page(here, "/account/")
+    page(here, "/account/password/")
+
+    response = here.post("/account/password/", {"old_password": "wrong", "new_password1": NEW_PASSWORD,
+                                                 "new_password2": NEW_PASSWORD})
+    assert response.status_code == 200 and "Your old password was entered incorrectly" in response.content.decode()
+    response = here.post("/account/password/", {"old_password": PASSWORD, "new_password1": "123", "new_password2": "123"})
+    assert response.status_code == 200 and "This password is too short" in response.content.decode()
+    assert _api_works(token)
+
+    response = here.post("/account/password/", {"old_password": PASSWORD, "new_password1": NEW_PASSWORD,
+                                                 "new_password2": NEW_PASSWORD}, follow=True)
+    assert response.redirect_chain[-1][0] == "/account/"
+    assert "Your password is changed" in response.content.decode()
+    assert here.get("/dashboard/").status_code == 200  # this session stays
+    assert elsewhere.get("/dashboard/").status_code == 302  # every other one ends
+    assert not _api_works(token)
+    assert authenticate(username="alice", password=NEW_PASSWORD) is not None
+
+
+def test_password_reset_by_email_link_ends_every_session_and_token(mailoutbox, settings):
+    from app.accounts.services import issue_token
+
+    settings.SITE_URL = "https://market.example.com"
+    alice = make_user("alice")
+    token, _ = issue_token(alice, client="phone-app/1.0")
+    elsewhere = logged_in(alice)
+    client = Client()
+    assert 'href="/password-reset/"' in page(client, "/login/")
+    page(client, "/password-reset/")
+
+    response = client.post("/password-reset/", {"email": "nobody@example.com"})
+    assert response.status_code == 302 and response["Location"] == "/password-reset/sent/"  # the same for an unknown address
+    assert len(mailoutbox) == 0
+    response = client.post("/password-reset/", {"email": "ALICE@example.com"})
+    assert response.status_code == 302 and response["Location"] == "/password-reset/sent/"
+    assert "Check your email" in page(client, "/password-reset/sent/")
+    [mail] = mailoutbox
+    assert mail.to == ["alice@example.com"] and "Marketplace" in mail.subject
+    link = re.search(r"https://market\.example\.com(/password-reset/\S+/\S+/)", mail.body)
+    assert link, mail.body  # the link points at SITE_URL, never at whatever Host the request named
+    assert "alice" in mail.body
+
+    response = client.get(link.group(1))
+    assert response.status_code == 302  # Django moves the token out of the URL into the session
+    form_url = response["Location"]
+    assert "Choose a new password" in page(client, form_url)
+    response = client.post(form_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/password-reset/done/"
+    assert "log in" in page(client, "/password-reset/done/").lower()
+
+    assert authenticate(username="alice", password=NEW_PASSWORD) is not None
+    assert authenticate(username="alice", password=PASSWORD) is None
+    assert not _api_works(token)
+    assert elsewhere.get("/dashboard/").status_code == 302
+    # The link works once.
+    html = page(Client(), link.group(1), status=200)
+    assert "invalid" in html.lower()
+
+
+def test_every_way_of_setting_a_password_revokes_the_tokens():
+    """The admin's password form and `manage.py changepassword` go through set_password and save, as the pages do."""
+    from app.accounts.services import issue_token
+
+    alice = make_user("alice")
+    token, _ = issue_token(alice)
+    alice.set_password(NEW_PASSWORD)
+    assert _api_works(token)  # not saved yet
+    alice.save()
+    assert not _api_works(token)
+    token, _ = issue_token(alice)
+    alice.save()  # a save that changes no password leaves them alone
+    assert _api_works(token)
 
 
 def test_register_shows_errors_next_to_fields():

@@ -26,6 +26,14 @@ class RegistrationIn(serializers.Serializer):
         return data
 
 
+class PasswordChangeIn(serializers.Serializer):
+    old_password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    new_password = serializers.CharField(
+        max_length=128, write_only=True, trim_whitespace=False,
+        help_text="Django's password rules apply (length, not common, not all digits, not like the username).",
+    )
+
+
 class UserOut(serializers.Serializer):
     id = IdField()
     username = serializers.CharField()
@@ -38,7 +46,8 @@ class CredentialsIn(serializers.Serializer):
 
 
 class TokenOut(serializers.Serializer):
-    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`. Shown only here.")
+    expiry = serializers.DateTimeField(help_text="When it stops working (30 days after the login by default).")
 
 
 @functools.cache  # one class per row serializer: the OpenAPI description names it (ItemOutSection, ...)

@@ -1,9 +1,16 @@
-"""Accounts live on the coordinator: usernames and emails are unique there, ignoring case."""
+"""Accounts live on the coordinator: usernames and emails are unique there, ignoring case; so are API tokens."""
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from rest_framework.authtoken.models import Token
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from app.core.errors import Conflict
+from app.core.errors import Conflict, ServiceError
+
+from .models import AuthToken
 
 User = get_user_model()
 
@@ -28,10 +35,56 @@ def register_user(*, username, email, password):
         raise _taken(username, email) or Conflict("This username or email is taken.", code="username_taken") from None
 
 
-def issue_token(user):
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+def change_password(user, *, old_password, new_password):
+    """Check the old password, apply Django's password rules to the new one, and set it.
+
+    Saving it revokes every API token of the user (app.accounts.passwords) and ends every session logged in with
+    the old password; a caller that wants to keep its own session calls update_session_auth_hash.
+    """
+    if not user.check_password(old_password):
+        raise ServiceError("The old password is wrong.", code="wrong_password",
+                           details={"old_password": ["The old password is wrong."]})
+    try:
+        validate_password(new_password, user=user)
+    except DjangoValidationError as exc:
+        raise ServiceError("The request has invalid fields.", code="validation_error",
+                           details={"new_password": list(exc.messages)}) from None
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+
+
+def issue_token(user, client=""):
+    """A new token for one device or client: (token, its AuthToken row). The token itself is never stored.
+
+    It lives REST_KNOX["TOKEN_TTL"]; a user keeps at most API_TOKENS_PER_USER, the least recently used go first.
+    """
+    instance, token = AuthToken.objects.create(user=user, client=(client or "")[:200])
+    _keep_newest_tokens(user, settings.API_TOKENS_PER_USER)
+    return token, instance
+
+
+def _keep_newest_tokens(user, limit):
+    tokens = AuthToken.objects.filter(user=user)
+    keep = tokens.order_by(Coalesce("last_used", "created").desc(), F("created").desc()).values_list("digest", flat=True)
+    tokens.exclude(digest__in=list(keep[:limit])).delete()
+
+
+def revoke_token(auth_token):
+    AuthToken.objects.filter(pk=auth_token.pk).delete()
 
 
 def revoke_tokens(user):
-    Token.objects.filter(user=user).delete()
+    """Every API token of the user: every device and client is logged out."""
+    AuthToken.objects.filter(user=user).delete()
+
+
+def tokens_of(user):
+    """The user's API tokens that still work, most recently used first."""
+    now = timezone.now()
+    return (AuthToken.objects.filter(user=user).exclude(expiry__lte=now)
+            .order_by(Coalesce("last_used", "created").desc(), F("created").desc()))
+
+
+def purge_expired_tokens():
+    """Delete expired tokens (a maintenance task; an expired token is refused anyway)."""
+    AuthToken.objects.filter(expiry__lte=timezone.now()).delete()

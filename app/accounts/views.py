@@ -1,4 +1,4 @@
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, logout, update_session_auth_hash
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -8,13 +8,15 @@ from app.core.errors import ServiceError
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, errors
 
 from . import selectors, services
-from .serializers import CredentialsIn, OverviewOut, RegistrationIn, TokenOut, UserOut
-from .throttles import LoginRateThrottle
+from .models import AuthToken
+from .serializers import CredentialsIn, OverviewOut, PasswordChangeIn, RegistrationIn, TokenOut, UserOut
+from .throttles import LOGIN_THROTTLES
 
 
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
+    throttle_scope = "register"
 
     @extend_schema(
         summary="Create an account",
@@ -36,7 +38,7 @@ class RegisterView(APIView):
 class TokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
-    throttle_classes = [LoginRateThrottle]
+    throttle_classes = LOGIN_THROTTLES
 
     @extend_schema(
         summary="Log in: a token for the Authorization header",
@@ -45,7 +47,10 @@ class TokenView(APIView):
             200: TokenOut,
             **errors(BAD_BODY, (401, "authentication_failed"), (429, "throttled")),
         },
-        description="At most 10 attempts a minute per username and client address.",
+        description=(
+            "At most 10 attempts a minute per username (however it is spelt: spaces around it, case and Unicode "
+            "compatibility forms count as one) and 20 a minute per client address, whatever the usernames."
+        ),
     )
     def post(self, request):
         params = CredentialsIn(data=request.data)
@@ -54,13 +59,56 @@ class TokenView(APIView):
         if user is None:
             # A ServiceError, not DRF's AuthenticationFailed: this view has no authenticator, and DRF would make that a 403.
             raise ServiceError("Wrong username or password.", code="authentication_failed", status=401)
-        return Response({"token": services.issue_token(user)})
+        token, instance = services.issue_token(user, client=request.headers.get("User-Agent", ""))
+        return Response(TokenOut({"token": token, "expiry": instance.expiry}).data)
 
 
 class LogoutView(APIView):
-    @extend_schema(summary="Log out: revoke my tokens", request=None, responses={204: None, **errors(NEEDS_LOGIN)})
+    @extend_schema(
+        summary="Log out: revoke the token of this request",
+        description="Other devices' tokens keep working (see `auth/logout-all`). Called with a browser session "
+                    "instead of a token, it ends that session.",
+        request=None, responses={204: None, **errors(NEEDS_LOGIN)},
+    )
+    def post(self, request):
+        if isinstance(request.auth, AuthToken):
+            services.revoke_token(request.auth)
+        else:
+            logout(request._request)
+        return Response(status=204)
+
+
+class LogoutAllView(APIView):
+    @extend_schema(
+        summary="Log out everywhere: revoke every API token of mine",
+        description="Every device and client that logged in with the API must log in again.",
+        request=None, responses={204: None, **errors(NEEDS_LOGIN)},
+    )
     def post(self, request):
         services.revoke_tokens(request.user)
+        return Response(status=204)
+
+
+class PasswordView(APIView):
+    throttle_scope = "password_change"
+
+    @extend_schema(
+        summary="Change my password: every token of mine is revoked",
+        description=(
+            "Every API token of mine stops working, this one too (log in again with the new password), and every "
+            "browser session logged in with the old password ends; a browser session calling this keeps going. "
+            "At most 10 attempts an hour."
+        ),
+        request=PasswordChangeIn,
+        responses={204: None, **errors((400, "validation_error", "parse_error", "wrong_password"), NEEDS_LOGIN,
+                                       (429, "throttled"))},
+    )
+    def post(self, request):
+        params = PasswordChangeIn(data=request.data)
+        params.is_valid(raise_exception=True)
+        services.change_password(request.user, **params.validated_data)
+        if request.auth is None:  # a browser session: keep it
+            update_session_auth_hash(request._request, request.user)
         return Response(status=204)
 
 

@@ -7,11 +7,13 @@ from app.core.errors import NotFound
 from app.core.fields import ID_PATTERN
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated, partial_page
 from app.core.pagination import PageParams, newest_first_page, page_params, query_data
+from app.core.throttling import ThrottledAfterValidation
+from sharding.cursors import decode_cursor
 from sharding.errors import InvalidIdError
 from sharding.routing import parse_routable_id
 
 from . import selectors, services
-from .search import ListingQuery, search_listings
+from .search import SORTS, ListingQuery, search_listings
 from .serializers import ItemChangesIn, ItemIn, ItemOut, ListingSearchIn
 
 
@@ -27,6 +29,7 @@ ITEM_ID = OpenApiParameter("item_id", str, OpenApiParameter.PATH, pattern=ID_PAT
 
 
 class ItemListView(APIView):
+    throttle_scopes = {"POST": "listing"}  # creating listings is limited; reading my inventory is not
     @extend_schema(
         summary="My inventory (listed, unlisted and sold items), newest first",
         operation_id="items_list",  # APIViews get *_retrieve, and GET items/{item_id} is items_retrieve
@@ -88,10 +91,14 @@ class ItemDetailView(APIView):
         return Response(status=204)
 
 
-class ListingSearchView(APIView):
-    """Listings of other users, across every worker. Anonymous visitors may search too."""
+class ListingSearchView(ThrottledAfterValidation, APIView):
+    """Listings of other users, across every worker. Anonymous visitors may search too.
+
+    A search counts (in its limits) once its parameters and cursor are good: a refused one makes no query at all.
+    """
 
     permission_classes = [AllowAny]
+    throttle_scope = "search"
 
     @extend_schema(
         summary="Search other users' listings on every worker",
@@ -115,6 +122,9 @@ class ListingSearchView(APIView):
         params.is_valid(raise_exception=True)
         page_size, cursor = page_params(request)
         found = params.validated_data
+        if cursor is not None:
+            decode_cursor(cursor, types=SORTS[found["sort"]].types)  # InvalidCursorError: a 400
+        self.throttle(request)
         query = ListingQuery(
             q=found["q"], min_price=found.get("min_price"), max_price=found.get("max_price"),
             category=found["category"], seller_id=found.get("seller"), sort=found["sort"],

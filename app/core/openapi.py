@@ -4,6 +4,7 @@ Views describe themselves with @extend_schema(responses={200: Out, **errors((400
 """
 import functools
 
+from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -66,6 +67,28 @@ def partial_page(row_serializer):
         ),
         "__doc__": f"A page of {row_serializer.__name__} rows from every worker that answered.",
     })
+
+
+RETRY_AFTER = {"schema": {"type": "integer", "minimum": 1}, "description": "Seconds to wait before trying again."}
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's, plus a 429 `throttled` with its Retry-After header on every operation of a view with
+    rate limits (which, through DEFAULT_THROTTLE_CLASSES, is every API view), declared or not by the view."""
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None or not self.view.throttle_classes:
+            return operation
+        responses = operation.setdefault("responses", {})
+        if "429" not in responses:
+            responses["429"] = {
+                "content": {"application/json": {"schema": self.resolve_serializer(ErrorOut, "response").ref}},
+                "description": "Error codes: `throttled`.",
+            }
+        responses["429"]["description"] += " Over a rate limit: wait the `Retry-After` seconds."
+        responses["429"].setdefault("headers", {})["Retry-After"] = RETRY_AFTER
+        return operation
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -177,6 +200,17 @@ _MOVE = {
     "required": ["id", "shard", "source", "target", "state", "rows_copied", "rows_total", "lag_bytes",
                  "write_pause_ms", "duration_s", "started_at"],
 }
+
+
+class TokenAuthScheme(OpenApiAuthenticationExtension):
+    """Users' `Authorization: Token <token>` (knox tokens through app.accounts.authentication)."""
+
+    target_class = "app.accounts.authentication.TokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix=self.target.authenticate_header(None))
+
 
 _HEALTH = {
     "type": "object",

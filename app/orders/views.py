@@ -11,6 +11,7 @@ from .serializers import PlacedOrderOut, PurchaseIn, PurchaseOut, SaleOut
 
 
 class PurchaseListView(APIView):
+    throttle_scopes = {"POST": "purchase"}
     @extend_schema(
         summary="My purchases, newest first",
         operation_id="purchases_list",

@@ -15,6 +15,7 @@ from app.core.money import CURRENCY
 from app.core.negotiation import FirstRendererAlways
 from app.core.openapi import NEEDS_LOGIN, TRY_AGAIN, errors
 from app.core.text import spreadsheet_cell
+from app.core.throttling import ThrottledAfterValidation
 from app.orders.serializers import PurchaseOut, SaleOut
 from app.wallet.serializers import LedgerEntryOut
 
@@ -64,8 +65,9 @@ def _filename(name, params):
     return f"{name}-{params['from'].isoformat()}-to-{params['to'].isoformat()}.csv"
 
 
-class UserReportView(APIView):
-    """One of the logged-in user's reports, read on the user's worker."""
+class UserReportView(ThrottledAfterValidation, APIView):
+    """One of the logged-in user's reports, read on the user's worker (counted in the limits once its parameters
+    are good: a refused one makes no query)."""
 
     content_negotiation_class = FirstRendererAlways  # ?format=csv is ours, not DRF's
     report = None  # a selectors.UserReport
@@ -73,6 +75,7 @@ class UserReportView(APIView):
 
     def get(self, request):
         params = valid_params(request)
+        self.throttle(request)
         first, last = params["from"], params["to"]
         if params["format"] == "csv":
             batches = selectors.newest_first_batches(selectors.user_rows(request.user.id, self.report, first, last))
@@ -135,7 +138,7 @@ class PurchasesReportView(UserReportView):
     "The whole platform's sales, GMV and active users (staff only)", PlatformReportOut,
     (403, "permission_denied"), TRY_AGAIN, csv="the periods",
 )
-class PlatformReportView(APIView):
+class PlatformReportView(ThrottledAfterValidation, APIView):
     """Sales, GMV and active users of the whole platform, summed over every worker; staff only."""
 
     content_negotiation_class = FirstRendererAlways  # ?format=csv is ours, not DRF's
@@ -143,6 +146,7 @@ class PlatformReportView(APIView):
 
     def get(self, request):
         params = valid_params(request)
+        self.throttle(request)
         report = selectors.platform_report(params["from"], params["to"], params["group_by"])  # FanOutError -> 503
         periods = [figures_out(period, selectors.PLATFORM_MONEY) for period in report["periods"]]
         if params["format"] == "csv":

@@ -17,6 +17,7 @@ class WalletView(APIView):
 
 
 class DepositView(APIView):
+    throttle_scope = "deposit"
     @extend_schema(
         summary="Add money to my wallet",
         request=DepositIn,

@@ -1,5 +1,4 @@
 """Django forms for the web pages, with the same rules as the API's serializers."""
-import math
 import uuid
 
 from django import forms
@@ -8,7 +7,7 @@ from django.contrib.auth.password_validation import password_validators_help_tex
 from rest_framework import serializers
 
 from app.accounts.serializers import RegistrationIn
-from app.accounts.throttles import LoginRateThrottle
+from app.accounts.forms import ThrottledLoginMixin
 from app.catalog.serializers import MAX_PRICE_MINOR
 from app.core.idempotency import KEY_PATTERN
 from app.core.money import MoneyField, format_money
@@ -119,19 +118,5 @@ class RegisterForm(forms.Form):
         return data
 
 
-class LoginForm(AuthenticationForm):
-    """Django's login form under the API's login limit (per username and client address, shared with the API)."""
-
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "throttled": "Too many login attempts for this username. Wait %(seconds)s seconds, then try again.",
-    }
-
-    def clean(self):
-        # Counted before the password is checked: once over the limit, not even the right password gets in.
-        throttle = LoginRateThrottle()
-        if not throttle.allow_request(self.request, view=None):
-            raise forms.ValidationError(
-                self.error_messages["throttled"], code="throttled", params={"seconds": max(1, math.ceil(throttle.wait()))}
-            )
-        return super().clean()
+class LoginForm(ThrottledLoginMixin, AuthenticationForm):
+    """The site's login form."""

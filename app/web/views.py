@@ -1,17 +1,21 @@
 """Server-rendered pages: thin views over the same services and selectors as the API."""
 from functools import wraps
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from app.accounts.models import AuthToken
 from app.accounts.selectors import account_overview
-from app.accounts.services import register_user
+from app.accounts.services import register_user, revoke_token, revoke_tokens, tokens_of
 from app.catalog import services as catalog
 from app.catalog.models import Item
 from app.catalog.search import ListingQuery, search_listings
@@ -19,6 +23,7 @@ from app.catalog.selectors import inventory_of
 from app.catalog.serializers import ListingSearchIn
 from app.core.errors import NotFound, ServiceError, error_body
 from app.core.idempotency import KeyReused
+from app.core.throttling import ScopedRateThrottle, ValueRateThrottle, wait_for
 from app.orders.selectors import purchases_of, sales_of
 from app.orders.services import place_order
 from app.reports.selectors import platform_report
@@ -32,6 +37,7 @@ from sharding.transactions import LockTimeoutError
 from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm
 from .selectors import activity_report, cluster_overview, item_for, newest_first, own_item, period_starts
 from .templatetags.periods import period_label
+from .throttling import throttled, too_many_requests
 
 HOME_LISTINGS = 12
 SEARCH_PAGE_SIZE = 20
@@ -110,6 +116,10 @@ def search(request):
         return render(request, "web/search.html", context, status=400)
     data = params.validated_data
     context["params"]["sort"] = data["sort"]
+    # Counted once the parameters are good, as the API's search is: a refused search costs nothing.
+    seconds = wait_for(request, [ScopedRateThrottle("search")])
+    if seconds is not None:
+        return too_many_requests(request, seconds)
     query = ListingQuery(
         q=data["q"], min_price=data.get("min_price"), max_price=data.get("max_price"), category=data["category"],
         exclude_user_id=_viewer_id(request), sort=data["sort"],
@@ -143,6 +153,7 @@ def item_detail(request, item_id):
 
 
 @login_required
+@throttled(lambda: ScopedRateThrottle("purchase"))
 def buy(request, item_id):
     if request.method == "POST":
         return _place_order(request, item_id)
@@ -188,6 +199,7 @@ def _place_order(request, item_id):
 
 
 @login_required
+@throttled(lambda: ScopedRateThrottle("listing"))
 def sell(request):
     form = ItemForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -276,6 +288,7 @@ def sales(request):
 
 
 @login_required
+@throttled(lambda: ScopedRateThrottle("deposit"))
 def wallet_page(request):
     user_id = request.user.id
     form = DepositForm(request.POST or None)
@@ -300,6 +313,67 @@ def dashboard(request):
     return render(request, "web/dashboard.html", {"overview": account_overview(request.user.id)})
 
 
+@login_required
+def account(request):
+    return render(request, "web/account.html", {"tokens": tokens_of(request.user)})
+
+
+@login_required
+@require_POST
+def revoke_token_page(request):
+    token = AuthToken.objects.filter(user=request.user, digest=request.POST.get("digest", "")[:128]).first()
+    if token is None:
+        raise Http404("No such token.")
+    revoke_token(token)
+    messages.success(request, f"{token.client or 'The app'} is logged out.")
+    return redirect("web:account")
+
+
+@login_required
+@require_POST
+def revoke_all_tokens_page(request):
+    revoke_tokens(request.user)
+    messages.success(request, "Every app and device that used the API is logged out.")
+    return redirect("web:account")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's: the old password, then the new one twice; this session stays (update_session_auth_hash)."""
+
+    template_name = "web/password_change.html"
+    success_url = reverse_lazy("web:account")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password is changed. Every other browser, app and device is logged out.")
+        return response
+
+
+password_change = throttled(lambda: ScopedRateThrottle("password_change"))(PasswordChangeView.as_view())
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's: an email with a one-time link, the same answer whether or not an account has the address."""
+
+    template_name = "web/password_reset_form.html"
+    email_template_name = "web/password_reset_email.txt"
+    subject_template_name = "web/password_reset_subject.txt"
+    success_url = reverse_lazy("web:password_reset_done")
+
+    @property
+    def extra_email_context(self):
+        # The link points at SITE_URL, never at the Host header of the request (the form lets these win).
+        site = urlsplit(settings.SITE_URL)
+        return {"domain": site.netloc, "protocol": site.scheme, "site_name": "Marketplace"}
+
+
+# Reset emails per client address and per email address: nobody gets flooded with them.
+password_reset = throttled(
+    lambda: ScopedRateThrottle("password_reset"), lambda: ValueRateThrottle("password_reset", "email"),
+)(PasswordResetView.as_view())
+
+
+@throttled(lambda: ScopedRateThrottle("register"))
 def register(request):
     if request.user.is_authenticated:
         return redirect("web:dashboard")

@@ -10,6 +10,7 @@ import random
 import time
 from collections import defaultdict
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
@@ -90,6 +91,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if settings.PRODUCTION:
+            # Its logins (staff bob among them) share one published password: never on a production site.
+            raise CommandError("seed_demo makes demo accounts with a published password (staff bob among them): "
+                               "it does not run with production settings (MARKETPLACE_ENV=production)")
         n_users, n_items, n_sales = options["users"], options["items"], options["sales"]
         if n_users is None or n_users < 2:
             raise CommandError(f"--users must be at least 2 (buyers and sellers must differ), not {n_users}")
