@@ -7,6 +7,9 @@ out (the node went silent). A connection that turns out dead at its first
 statement after a restart of its node does not open it: the caller
 reconnects, and only a failed reconnect says the node is down.
 """
+from types import TracebackType
+from typing import Any
+
 from django.db import DatabaseError
 from django.db.backends.postgresql import base
 from django.db.utils import DatabaseErrorWrapper
@@ -18,7 +21,7 @@ TIMED_OUT = ("timed out", "timeout expired")
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    def ensure_connection(self):
+    def ensure_connection(self) -> None:
         if self.connection is not None:
             return
         breaker.check(self.alias)
@@ -30,22 +33,26 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     @cached_property
-    def wrap_database_errors(self):
+    def wrap_database_errors(self) -> "_BreakerErrorWrapper":
         return _BreakerErrorWrapper(self)
 
-    def probe_params(self):
+    def probe_params(self) -> dict[str, Any]:
         params = self.get_connection_params()
         return {key: params[key] for key in ("host", "port", "database", "user", "password") if key in params}
 
 
 class _BreakerErrorWrapper(DatabaseErrorWrapper):
-    def __exit__(self, exc_type, exc_value, traceback):
+    wrapper: DatabaseWrapper  # set by DatabaseErrorWrapper.__init__
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if (exc_value is not None and breaker.is_connection_failure(exc_value)
                 and any(text in str(exc_value).lower() for text in TIMED_OUT)):
             breaker.trip(self.wrapper.alias, _first_line(exc_value), self.wrapper.probe_params())
         return super().__exit__(exc_type, exc_value, traceback)
 
 
-def _first_line(exc):
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
