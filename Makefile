@@ -15,11 +15,12 @@ TEST_CLUSTER := test
 # the local clusters, the benchmarks' set-up) is development. `.ci/run` calls `make test`, so CI is too.
 export MARKETPLACE_ENV := development
 
-.PHONY: help setup system-packages venv node-packages run test cluster-up cluster-down cluster-status cluster-destroy migrate bench-cluster bench-2pc bench-round-trips bench-search bench bench-rebalance chaos
+.PHONY: help setup system-packages venv node-packages run test lint cluster-up cluster-down cluster-status cluster-destroy migrate bench-cluster bench-2pc bench-round-trips bench-search bench bench-rebalance chaos
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
 	@echo "make test            set up, start the test cluster, run the whole test suite"
+	@echo "make lint            ruff (the whole repository) and mypy (sharding/, cluster/); needs no cluster"
 	@echo "make bench-2pc       cross-worker (2PC) vs same-worker transfers per second"
 	@echo "make bench-round-trips  round trips per same-worker and cross-worker purchase, per node"
 	@echo "make bench-search    search p50/p99 on 2 workers vs 1 worker holding the same rows"
@@ -69,6 +70,17 @@ test: setup
 	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m cluster up --workers 2
 	@CLUSTER_NAME=$(TEST_CLUSTER) DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py migrate_cluster
 	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m pytest $(PYTEST_ARGS)
+
+# mypy's Django plugin imports tests.settings, which reads a cluster.json: a fixed one that names no running
+# cluster, so lint needs no cluster (nothing connects to it). LINT_CLUSTER_CONFIG=... picks another one.
+LINT_CLUSTER_CONFIG ?= cluster/typecheck-cluster.json
+
+# Both run (and report) even when the first fails; lint fails if either does.
+lint: venv
+	@status=0; \
+	$(PY) -m ruff check . || status=1; \
+	CLUSTER_CONFIG=$(LINT_CLUSTER_CONFIG) $(PY) -m mypy || status=1; \
+	exit $$status
 
 # Benchmarks run on their own cluster, `bench`.
 bench-cluster: setup

@@ -3,8 +3,7 @@
 Run `python -m cluster --help`; the functions below are the same operations for tests and tools.
 """
 from .config import ClusterError, cluster_dir, config_path, find_node, load_config
-from .core import (compact_ranges, destroy, down, kill_postmaster, start_node, status, stop_node, up,
-                   wait_for_exit)
+from .core import compact_ranges, destroy, down, kill_postmaster, start_node, status, stop_node, up, wait_for_exit
 from .postgres import connect
 
 __all__ = [

@@ -3,6 +3,7 @@ import argparse
 import json
 import os
 import sys
+from typing import NoReturn
 
 from . import core
 from .config import ClusterError, cluster_dir, cluster_name, find_node, load_config
@@ -14,7 +15,7 @@ STATUS_COLUMNS = ("node", "role", "port", "bouncer", "postgres", "pgbouncer", "s
 class Parser(argparse.ArgumentParser):
     """Usage errors follow the tool's convention too: one line, exit status 1."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(1, f"cluster: error: {message} (see `{self.prog} --help`)\n")
 
 
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "and N workers, each its own server behind its own pgbouncer (transaction pooling).")
     parser.add_argument("--name", help="cluster name (default: $CLUSTER_NAME or 'dev')")
     # repeated on every subcommand; SUPPRESS keeps a value given before the subcommand
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--name", default=argparse.SUPPRESS, help="cluster name (default: $CLUSTER_NAME or 'dev')")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -66,17 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def cmd_up(args, _extra) -> int:
+def cmd_up(args: argparse.Namespace, _extra: list[str]) -> int:
     core.up(args.name, workers=args.workers, shards=args.shards)
     return 0
 
 
-def cmd_down(args, _extra) -> int:
+def cmd_down(args: argparse.Namespace, _extra: list[str]) -> int:
     core.down(args.name)
     return 0
 
 
-def cmd_status(args, _extra) -> int:
+def cmd_status(args: argparse.Namespace, _extra: list[str]) -> int:
     rows = core.status(args.name)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -115,10 +116,10 @@ def _move_cells(move: dict) -> tuple:
 def print_table(rows: list) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
 
 
-def cmd_psql(args, extra) -> int:
+def cmd_psql(args: argparse.Namespace, extra: list[str]) -> int:
     cfg = load_config(args.name)
     node = find_node(cfg, args.node)
     psql = pg_bindir() / "psql"
@@ -130,13 +131,13 @@ def cmd_psql(args, extra) -> int:
                      *extra], env)
 
 
-def cmd_add_node(args, _extra) -> int:
+def cmd_add_node(args: argparse.Namespace, _extra: list[str]) -> int:
     node = core.add_node(args.name)
     print(node["name"])
     return 0
 
 
-def cmd_remove_node(args, _extra) -> int:
+def cmd_remove_node(args: argparse.Namespace, _extra: list[str]) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise ClusterError(f"remove-node needs confirmation and stdin is not a terminal: pass --yes to "
@@ -148,7 +149,7 @@ def cmd_remove_node(args, _extra) -> int:
     return 0
 
 
-def cmd_destroy(args, _extra) -> int:
+def cmd_destroy(args: argparse.Namespace, _extra: list[str]) -> int:
     name = cluster_name(args.name)
     if not args.yes:
         if not sys.stdin.isatty():

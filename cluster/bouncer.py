@@ -118,8 +118,9 @@ def query_count(cfg: dict, node: dict) -> int:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("SHOW STATS")
+            assert cur.description is not None  # set once a statement returned rows
             columns = [column.name for column in cur.description]
-            rows = [dict(zip(columns, row)) for row in cur.fetchall()]
+            rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
     finally:
         conn.close()
     return sum(row["total_query_count"] for row in rows if row["database"] == cfg["database"])

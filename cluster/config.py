@@ -4,6 +4,7 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_NAME = "dev"
@@ -13,6 +14,8 @@ HOST = "127.0.0.1"
 MAX_SHARDS = 8192
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _REPO = Path(__file__).resolve().parent.parent
+# Where progress lines go (print by default).
+Log = Callable[[str], object]
 
 
 class ClusterError(Exception):
@@ -97,7 +100,8 @@ def add_workers(cfg: dict, workers: int) -> None:
 def new_worker_names(cfg: dict, count: int) -> list[str]:
     """The next `count` unused names worker<N> (a removed worker's name is not given out again)."""
     used = {n["name"] for n in cfg["nodes"]} | set(cfg.get("removed_nodes", []))
-    names, number = [], 1
+    names: list[str] = []
+    number = 1
     while len(names) < count:
         if f"worker{number}" not in used:
             names.append(f"worker{number}")
@@ -127,7 +131,7 @@ def _append_nodes(cfg: dict, names: list[str]) -> None:
 
 def _ports_in_use_by_clusters() -> set[int]:
     """Ports persisted by every cluster, so a stopped cluster does not lose its ports to a new one."""
-    ports = set()
+    ports: set[int] = set()
     for path in clusters_root().glob("*/cluster.json"):
         try:
             nodes = json.loads(path.read_text())["nodes"]
@@ -139,7 +143,8 @@ def _ports_in_use_by_clusters() -> set[int]:
 
 def _free_ports(count: int, avoid: set[int]) -> list[int]:
     """Let the kernel pick distinct free ports; sockets stay open until all are chosen."""
-    sockets, ports = [], []
+    sockets: list[socket.socket] = []
+    ports: list[int] = []
     try:
         while len(ports) < count:
             s = socket.socket()

@@ -6,20 +6,34 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 
 from . import bouncer, postgres, system
-from .config import (MAX_SHARDS, ClusterError, add_worker_node, add_workers, cli, cluster_dir, cluster_name,
-                     config_path, find_node, load_config, new_config, save_config)
+from .config import (
+    MAX_SHARDS,
+    ClusterError,
+    Log,
+    add_worker_node,
+    add_workers,
+    cli,
+    cluster_dir,
+    cluster_name,
+    config_path,
+    find_node,
+    load_config,
+    new_config,
+    save_config,
+)
 
 DEFAULT_WORKERS = 2
 DEFAULT_SHARDS = 64
 
 
 @contextlib.contextmanager
-def _locked(name: str):
+def _locked(name: str) -> Iterator[None]:
     """Serialize commands on one cluster (e.g. parallel test processes all running `up`).
 
     The lock is a flock on the cluster directory itself, so no lock file is left behind.
@@ -34,7 +48,7 @@ def _locked(name: str):
         os.close(fd)
 
 
-def up(name: str | None = None, workers: int | None = None, shards: int | None = None, log=print) -> dict:
+def up(name: str | None = None, workers: int | None = None, shards: int | None = None, log: Log = print) -> dict:
     """Create (first time) and start every node and pgbouncer; returns the config.
 
     workers/shards default to the existing config, or 2 workers and 64 shards for a new cluster.
@@ -72,7 +86,7 @@ def _load_or_create(name: str, workers: int | None, shards: int | None) -> dict:
     return cfg
 
 
-def _up_node(cfg: dict, node: dict, bindir: Path, exe: str, log) -> None:
+def _up_node(cfg: dict, node: dict, bindir: Path, exe: str, log: Log) -> None:
     if postgres.create(cfg, node, bindir):
         log(f"{node['name']}: created")
     started = postgres.start(cfg, node, bindir)
@@ -88,7 +102,7 @@ def _up_node(cfg: dict, node: dict, bindir: Path, exe: str, log) -> None:
 MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
 
 
-def _manage(name: str, *args: str) -> subprocess.CompletedProcess:
+def _manage(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a Django management command against this cluster (the app's catalogue is the source of truth)."""
     env = dict(os.environ, CLUSTER_NAME=name)
     env.pop("CLUSTER_CONFIG", None)
@@ -97,7 +111,7 @@ def _manage(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(MANAGE_PY), *args], env=env, capture_output=True, text=True)
 
 
-def add_node(name: str | None = None, log=print) -> dict:
+def add_node(name: str | None = None, log: Log = print) -> dict:
     """Create a new local worker (PostgreSQL and pgbouncer on their own ports), migrate and register it.
 
     It holds no shard until `manage.py rebalance` gives it some. Returns its config entry.
@@ -113,14 +127,15 @@ def add_node(name: str | None = None, log=print) -> dict:
     out = _manage(name, "add_worker", node["name"], "--host", node["host"], "--port", str(node["port"]),
                   "--bouncer-port", str(node["bouncer_port"]))
     if out.returncode != 0:
-        raise ClusterError(f"{node['name']} is running but was not registered ({postgres.last_line(out.stderr or out.stdout)}): "
+        raise ClusterError(f"{node['name']} is running but was not registered "
+                           f"({postgres.last_line(out.stderr or out.stdout)}): "
                            f"fix that and run `python manage.py add_worker {node['name']} --host {node['host']} "
                            f"--port {node['port']} --bouncer-port {node['bouncer_port']}`")
     log(f"{node['name']}: migrated and registered (no shards yet: `python manage.py rebalance` moves some to it)")
     return node
 
 
-def remove_node(name: str | None, node_name: str, log=print) -> None:
+def remove_node(name: str | None, node_name: str, log: Log = print) -> None:
     """Forget a local worker in the catalogue (refused while it holds anything), stop it and delete its data."""
     name = cluster_name(name)
     cfg = load_config(name)
@@ -147,7 +162,7 @@ def _registered(cfg: dict, node_name: str) -> bool:
     return bool(_catalogue_rows(cfg, "sharding_node", "SELECT 1 FROM sharding_node WHERE name = %s", (node_name,)))
 
 
-def down(name: str | None = None, log=print) -> None:
+def down(name: str | None = None, log: Log = print) -> None:
     """Stop every pgbouncer and postgres; data is kept."""
     name = cluster_name(name)
     cfg = load_config(name)
@@ -157,13 +172,13 @@ def down(name: str | None = None, log=print) -> None:
             _stop_node(node, bindir, "fast", log)
 
 
-def _stop_node(node: dict, bindir: Path, mode: str, log) -> None:
+def _stop_node(node: dict, bindir: Path, mode: str, log: Log) -> None:
     stopped = bouncer.stop(node)
     stopped = postgres.stop(node, bindir, mode) or stopped
     log(f"{node['name']}: {'stopped' if stopped else 'already stopped'}")
 
 
-def start_node(name: str | None, node: str, log=print) -> None:
+def start_node(name: str | None, node: str, log: Log = print) -> None:
     """Start one node's postgres and pgbouncer (after stop_node or kill_postmaster)."""
     name = cluster_name(name)
     bindir, exe = system.pg_bindir(), system.pgbouncer_exe()
@@ -172,7 +187,7 @@ def start_node(name: str | None, node: str, log=print) -> None:
         _up_node(cfg, find_node(cfg, node), bindir, exe, log)
 
 
-def stop_node(name: str | None, node: str, mode: str = "fast", log=print) -> None:
+def stop_node(name: str | None, node: str, mode: str = "fast", log: Log = print) -> None:
     """Stop one node's pgbouncer and postgres; mode is pg_ctl's: smart, fast or immediate."""
     if mode not in ("smart", "fast", "immediate"):
         raise ClusterError(f"unknown stop mode {mode!r}: use smart, fast or immediate")
@@ -189,7 +204,7 @@ def kill_postmaster(name: str | None, node: str, sig: int = signal.SIGKILL) -> i
     return postgres.kill(cfg, find_node(cfg, node), sig)
 
 
-def destroy(name: str | None = None, log=print) -> None:
+def destroy(name: str | None = None, log: Log = print) -> None:
     """Stop everything and delete the cluster directory; no prompt here (the CLI asks)."""
     name = cluster_name(name)
     directory = cluster_dir(name)
@@ -243,7 +258,7 @@ def _catalogue_rows(cfg: dict, table: str, sql: str, params: tuple = ()) -> list
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
-            if not cur.fetchone()[0]:
+            if not postgres.fetch_one(cur)[0]:
                 return None
             cur.execute(sql, params)
             return cur.fetchall()
@@ -268,7 +283,7 @@ def _node_status(cfg: dict, node: dict, placements: dict[str, list[int]] | None)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT count(*), extract(epoch FROM now() - min(prepared)) FROM pg_prepared_xacts")
-            count, age = cur.fetchone()
+            count, age = postgres.fetch_one(cur)
     finally:
         conn.close()
     row.update(postgres="up", prepared_xacts=count, oldest_prepared_age_s=None if age is None else round(float(age), 1))
@@ -284,7 +299,7 @@ def _shard_placements(cfg: dict) -> dict[str, list[int]] | None:
 
 def compact_ranges(shards: list[int], max_runs: int = 6) -> str:
     """[0,1,2,3,7,9,10] -> '0-3,7,9-10'; long lists end with ',...'."""
-    runs = []
+    runs: list[list[int]] = []
     for shard in shards:
         if runs and shard == runs[-1][1] + 1:
             runs[-1][1] = shard

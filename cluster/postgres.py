@@ -3,6 +3,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 
@@ -20,12 +21,21 @@ def log_path(node: dict) -> Path:
     return Path(node["dir"]) / "postgres.log"
 
 
-def connect(cfg: dict, node: dict, *, bouncer: bool = False, dbname: str | None = None, timeout: int = 5):
+def connect(
+    cfg: dict, node: dict, *, bouncer: bool = False, dbname: str | None = None, timeout: int = 5
+) -> psycopg2.extensions.connection:
     """A psycopg2 connection to a node, directly or through its pgbouncer."""
     return psycopg2.connect(
         host=node["host"], port=node["bouncer_port"] if bouncer else node["port"],
         dbname=dbname or cfg["database"], user=cfg["user"], password=cfg["password"],
         connect_timeout=timeout)
+
+
+def fetch_one(cur: psycopg2.extensions.cursor) -> tuple[Any, ...]:
+    """The row of a query that always returns exactly one (an aggregate, or a SELECT without FROM)."""
+    row = cur.fetchone()
+    assert row is not None, "the query returned no row"
+    return row
 
 
 def postmaster_pid(node: dict) -> int | None:
@@ -134,7 +144,7 @@ def _needs_restart(cfg: dict, node: dict) -> bool:
             cur.execute("SELECT pg_reload_conf()")
             time.sleep(0.2)  # the postmaster rereads the file asynchronously
             cur.execute("SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings")
-            return cur.fetchone()[0]
+            return fetch_one(cur)[0]
     finally:
         conn.close()
 

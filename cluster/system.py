@@ -7,10 +7,12 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .config import HOST, ClusterError, cli
+from .config import HOST, ClusterError, Log, cli
 
 DEBIAN_PG_BINDIR = Path("/usr/lib/postgresql/15/bin")
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
@@ -78,14 +80,14 @@ def os_user() -> OsUser | None:
                   tuple(os.getgrouplist(pw.pw_name, pw.pw_gid)), pw.pw_dir)
 
 
-def _existing_user(name: str):
+def _existing_user(name: str) -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(name)
     except KeyError:
         return None
 
 
-def _create_user(name: str):
+def _create_user(name: str) -> pwd.struct_passwd:
     cmd = ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -94,7 +96,7 @@ def _create_user(name: str):
     return pwd.getpwnam(name)
 
 
-def run(cmd: list, *, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run(cmd: list[str | Path], *, cwd: Path | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run a server program as the server user, without PG* variables that could redirect it."""
     user = os_user()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -119,7 +121,7 @@ def write_private(path: Path, text: str) -> None:
     give_to_server_user(path)
 
 
-def make_traversable(path: Path, log) -> None:
+def make_traversable(path: Path, log: Log) -> None:
     """Add o+x (search only) to ancestors the server user cannot enter, e.g. a 0700 home or /tmp dir."""
     user = os_user()
     if not user:
@@ -184,7 +186,7 @@ def signal_all(pids: list[int], sig: int) -> None:
             pass
 
 
-def wait_gone(pids: list[int], is_alive, timeout: float) -> list[int]:
+def wait_gone(pids: list[int], is_alive: Callable[[int], bool], timeout: float) -> list[int]:
     """Wait until `is_alive(pid)` is false for every pid; returns the survivors."""
     deadline = time.monotonic() + timeout
     alive = [p for p in pids if is_alive(p)]

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -7,13 +9,13 @@ class ShardingConfig(AppConfig):
     verbose_name = "Sharding"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self):
+    def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the settings checks
 
         post_migrate.connect(_fence_sharded_tables, sender=self)
 
 
-def _fence_sharded_tables(using, **kwargs):
+def _fence_sharded_tables(using: str, **kwargs: Any) -> None:
     """After `migrate` on a worker: every sharded table gets its fence (sharding.fencing)."""
     from .config import COORDINATOR_ALIAS
     from .fencing import install_fences

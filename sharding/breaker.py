@@ -18,7 +18,9 @@ fenced write) says the node is alive and opens nothing.
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg2
 from django.conf import settings
@@ -28,38 +30,38 @@ from .errors import ShardingError
 
 logger = logging.getLogger("sharding.breaker")
 
-_open = {}  # alias -> (monotonic time it opened, reason)
+_open: dict[str, tuple[float, str]] = {}  # alias -> (monotonic time it opened, reason)
 _lock = threading.Lock()
 
 
 class NodeUnavailableError(ShardingError, OperationalError):
     """A node this request needs is down or unreachable; retrying after Retry-After seconds may succeed."""
 
-    def __init__(self, alias, reason=""):
+    def __init__(self, alias: str, reason: str = "") -> None:
         self.alias = alias
         super().__init__(f"node {alias} is unavailable{f' ({reason})' if reason else ''}; try again shortly")
 
     @property
-    def nodes(self):
+    def nodes(self) -> list[str]:
         return [self.alias]
 
 
-def retry_after_seconds():
+def retry_after_seconds() -> int:
     return max(1, round(settings.SHARDING["BREAKER_PROBE_SECONDS"]))
 
 
-def check(alias):
+def check(alias: str) -> None:
     """Raise NodeUnavailableError at once while the node's breaker is open."""
     state = _open.get(alias)
     if state is not None:
         raise NodeUnavailableError(alias, state[1])
 
 
-def is_open(alias):
+def is_open(alias: str) -> bool:
     return alias in _open
 
 
-def open_nodes():
+def open_nodes() -> list[str]:
     return sorted(_open)
 
 
@@ -67,7 +69,7 @@ _local = threading.local()
 
 
 @contextmanager
-def not_counting():
+def not_counting() -> Iterator[None]:
     """Failures inside do not open breakers: a start-up check reports them itself, and nothing serves yet."""
     _local.suspended = True
     try:
@@ -76,7 +78,7 @@ def not_counting():
         _local.suspended = False
 
 
-def trip(alias, reason, probe_params):
+def trip(alias: str, reason: str, probe_params: dict[str, Any]) -> None:
     """Open the node's breaker (if it is not open yet) and start probing it in the background."""
     if getattr(_local, "suspended", False):
         return
@@ -88,7 +90,7 @@ def trip(alias, reason, probe_params):
     threading.Thread(target=_probe, args=(alias, probe_params), name=f"probe-{alias}", daemon=True).start()
 
 
-def wait_closed(alias, timeout):
+def wait_closed(alias: str, timeout: float) -> bool:
     """Wait until the node's breaker is closed (its probe reached it); whether it is."""
     deadline = time.monotonic() + timeout
     while alias in _open and time.monotonic() < deadline:
@@ -96,14 +98,14 @@ def wait_closed(alias, timeout):
     return alias not in _open
 
 
-def close(alias):
+def close(alias: str) -> None:
     with _lock:
         state = _open.pop(alias, None)
     if state is not None:
         logger.info("node %s answers again after %.1fs", alias, time.monotonic() - state[0])
 
 
-def _probe(alias, params):
+def _probe(alias: str, params: dict[str, Any]) -> None:
     interval = settings.SHARDING["BREAKER_PROBE_SECONDS"]
     while alias in _open:
         time.sleep(interval)
@@ -123,7 +125,7 @@ def _probe(alias, params):
 NOT_SERVING = {"57P01", "57P02", "57P03"}
 
 
-def note_failure(exc, alias=None):
+def note_failure(exc: BaseException, alias: str | None = None) -> None:
     """After an error: open the breaker of `alias`, or of every connection the error left broken, if it was
     a connection-level failure."""
     if not _is_unreachable(exc):
@@ -134,14 +136,14 @@ def note_failure(exc, alias=None):
         broken = [connections[alias]]
     else:
         broken = [c for c in connections.all(initialized_only=True)
-                  if c.connection is None or getattr(c.connection, "closed", 0)]
+                  if c.connection is None or bool(getattr(c.connection, "closed", False))]
     for connection in broken:
         params = connection.get_connection_params()
         probe = {key: params[key] for key in ("host", "port", "database", "user", "password") if key in params}
         trip(connection.alias, _first_line(exc), probe)
 
 
-def _is_unreachable(exc):
+def _is_unreachable(exc: BaseException | None) -> bool:
     while exc is not None:
         if is_connection_failure(exc):
             return True
@@ -149,12 +151,12 @@ def _is_unreachable(exc):
     return False
 
 
-def _first_line(exc):
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def unavailable_nodes(exc):
+def unavailable_nodes(exc: BaseException) -> list[str] | None:
     """The nodes an exception says are unavailable ([] when it cannot tell which), or None if it is another error."""
     if isinstance(exc, NodeUnavailableError):
         return exc.nodes
@@ -165,7 +167,7 @@ def unavailable_nodes(exc):
     return [] if _is_unreachable(exc) else None
 
 
-def is_connection_failure(exc):
+def is_connection_failure(exc: BaseException | None) -> bool:
     """Whether a driver error means the node is unreachable or not serving, rather than a query's own failure.
 
     libpq's own errors (no SQLSTATE: cannot connect, connection lost, a

@@ -1,6 +1,9 @@
 """System checks of settings.SHARDING: a bad value fails `manage.py check` (and start-up) with what to change."""
 import re
+from collections.abc import Sequence
+from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
@@ -10,11 +13,11 @@ NUMBERS = ("PLACEMENT_TTL", "FANOUT_TIMEOUT", "LOCK_TIMEOUT_MS", "RECOVERY_GRACE
 
 
 @checks.register()
-def check_sharding_settings(app_configs, **kwargs):
+def check_sharding_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[checks.CheckMessage]:
     config = getattr(settings, "SHARDING", None)
     if not isinstance(config, dict):
         return [checks.Error("settings.SHARDING is missing or not a dict", id="sharding.E001")]
-    problems = []
+    problems: list[checks.CheckMessage] = []
     prefix = config.get("GID_PREFIX")
     # parse_gid splits gids on "_": a prefix containing one would make recovery skip every one of its own.
     if not isinstance(prefix, str) or not GID_PREFIX_PATTERN.match(prefix):

@@ -9,13 +9,16 @@ learned from the coordinator's catalogue at run time (sharding.routing).
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import ClusterConfigError
 
 COORDINATOR_ALIAS = "default"
+# The parsed cluster.json: "database", "user", "password", "logical_shards" and "nodes" (a list of dicts).
+ClusterConfig = dict[str, Any]
 
 
-def default_config_path(base_dir):
+def default_config_path(base_dir: str | os.PathLike[str]) -> Path:
     """Where the config lives: $CLUSTER_CONFIG, else .cluster/$CLUSTER_NAME/cluster.json."""
     explicit = os.environ.get("CLUSTER_CONFIG")
     if explicit:
@@ -24,7 +27,7 @@ def default_config_path(base_dir):
     return Path(base_dir) / ".cluster" / name / "cluster.json"
 
 
-def load_cluster_config(path):
+def load_cluster_config(path: str | os.PathLike[str]) -> ClusterConfig:
     path = Path(path)
     try:
         config = json.loads(path.read_text())
@@ -34,16 +37,20 @@ def load_cluster_config(path):
             f"(or `python -m cluster up`), or point CLUSTER_CONFIG at an existing config"
         ) from None
     except (OSError, ValueError) as exc:
-        raise ClusterConfigError(f"cluster config {path} is unreadable ({exc}): recreate it with `python -m cluster up`") from None
+        raise ClusterConfigError(
+            f"cluster config {path} is unreadable ({exc}): recreate it with `python -m cluster up`"
+        ) from None
     _validate(config, path)
     return config
 
 
-def _validate(config, path):
+def _validate(config: ClusterConfig, path: Path) -> None:
     required = ("database", "user", "password", "logical_shards", "nodes")
     missing = [key for key in required if key not in config]
     if missing:
-        raise ClusterConfigError(f"cluster config {path} lacks {', '.join(missing)}: recreate it with `python -m cluster up`")
+        raise ClusterConfigError(
+            f"cluster config {path} lacks {', '.join(missing)}: recreate it with `python -m cluster up`"
+        )
     roles = [node.get("role") for node in config["nodes"]]
     if roles.count("coordinator") != 1:
         raise ClusterConfigError(f"cluster config {path} must name exactly one coordinator")
@@ -63,11 +70,13 @@ BOUNDED_WAITS = {
 }
 
 
-def node_alias(node):
+def node_alias(node: dict[str, Any]) -> str:
     return COORDINATOR_ALIAS if node["role"] == "coordinator" else node["name"]
 
 
-def database_settings(config, *, direct=False, conn_max_age=60):
+def database_settings(
+    config: ClusterConfig, *, direct: bool = False, conn_max_age: int | None = 60
+) -> dict[str, dict[str, Any]]:
     """DATABASES for Django: through each node's pgbouncer unless `direct`."""
     databases = {}
     for node in config["nodes"]:
@@ -89,7 +98,7 @@ def database_settings(config, *, direct=False, conn_max_age=60):
     return databases
 
 
-def direct_dsn(config, node_name):
+def direct_dsn(config: ClusterConfig, node_name: str) -> dict[str, Any]:
     """libpq keyword arguments for a session straight to a node's PostgreSQL (no pgbouncer)."""
     for node in config["nodes"]:
         if node["name"] == node_name:
@@ -97,7 +106,7 @@ def direct_dsn(config, node_name):
     raise ClusterConfigError(f"node {node_name!r} is not in the cluster config")
 
 
-def dsn_for(config, *, host, port):
+def dsn_for(config: ClusterConfig, *, host: str, port: int) -> dict[str, Any]:
     return {
         "host": host, "port": port, "dbname": config["database"], "user": config["user"],
         "password": config["password"], **BOUNDED_WAITS,

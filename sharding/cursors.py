@@ -2,14 +2,19 @@
 import base64
 import binascii
 import json
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
 
 from django.db.models import Q
 
 from .errors import InvalidCursorError
 
-_ENCODERS = {
+T = TypeVar("T")
+
+# type -> (tag, a JSON-able form of the value)
+_ENCODERS: dict[type, tuple[str, Callable[[Any], Any]]] = {
     bool: ("b", lambda v: v),
     int: ("i", str),
     float: ("f", repr),
@@ -18,7 +23,8 @@ _ENCODERS = {
     datetime: ("t", lambda v: v.isoformat()),
     type(None): ("n", lambda v: None),
 }
-_DECODERS = {
+# tag -> the value from its JSON form
+_DECODERS: dict[str, Callable[[Any], Any]] = {
     "b": lambda v: _typed(v, bool),
     "i": lambda v: int(_typed(v, str)),
     "f": lambda v: float(_typed(v, str)),
@@ -29,13 +35,13 @@ _DECODERS = {
 }
 
 
-def _typed(value, kind):
+def _typed(value: Any, kind: type[T]) -> T:
     if type(value) is not kind:
         raise ValueError(f"expected {kind.__name__}")
     return value
 
 
-def encode_cursor(key):
+def encode_cursor(key: Iterable[Any]) -> str:
     """A URL-safe string for a sort key (a tuple of ints, strs, floats, Decimals, datetimes, bools or None)."""
     parts = []
     for value in key:
@@ -48,7 +54,7 @@ def encode_cursor(key):
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor, length=None, types=None):
+def decode_cursor(cursor: str, length: int | None = None, types: Sequence[type] | None = None) -> tuple[Any, ...]:
     """The sort key a cursor holds; InvalidCursorError for anything encode_cursor did not make,
     or (with `types`, a tuple of types) for a key of another shape."""
     try:
@@ -62,20 +68,20 @@ def decode_cursor(cursor, length=None, types=None):
     if length is not None and len(key) != length:
         raise InvalidCursorError("the cursor is not one this API returned")
     if types is not None and (
-        len(key) != len(types) or any(type(value) is not kind for value, kind in zip(key, types))
+        len(key) != len(types) or any(type(value) is not kind for value, kind in zip(key, types, strict=True))
     ):
         raise InvalidCursorError("the cursor does not belong to this listing or sort order")
     return key
 
 
-def keyset_after(fields, values, descending=False):
+def keyset_after(fields: Sequence[str], values: Sequence[Any], descending: bool = False) -> Q:
     """A Q() for rows strictly after `values` in the order of `fields` (all ascending or all descending).
 
     (a, b) > (x, y) becomes a > x OR (a = x AND b > y), which the ORM can express.
     """
     op = "lt" if descending else "gt"
     condition = Q()
-    for position, (field, value) in enumerate(zip(fields, values)):
+    for position, (field, value) in enumerate(zip(fields, values, strict=False)):
         equal_before = {fields[i]: values[i] for i in range(position)}
         condition |= Q(**equal_before, **{f"{field}__{op}": value})
     return condition

@@ -1,4 +1,5 @@
 """Errors raised by the routing layer. Each message says what to do about it."""
+from collections.abc import Mapping
 
 
 class ShardingError(Exception):
@@ -32,12 +33,12 @@ class InvalidCursorError(ShardingError, ValueError):
 class FanOutError(ShardingError):
     """One or more nodes failed or timed out during a fan-out."""
 
-    def __init__(self, failures):
+    def __init__(self, failures: Mapping[str, BaseException]) -> None:
         # failures: {node name: exception}
         self.failures = dict(failures)
         detail = "; ".join(f"{node}: {exc}" for node, exc in sorted(self.failures.items()))
         super().__init__(f"fan-out failed on {', '.join(sorted(self.failures))} ({detail})")
 
     @property
-    def nodes(self):
+    def nodes(self) -> list[str]:
         return sorted(self.failures)

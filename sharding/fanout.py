@@ -10,9 +10,11 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
@@ -22,7 +24,10 @@ from .cursors import decode_cursor, encode_cursor
 from .errors import FanOutError
 from .routing import all_workers
 
-_executor = None
+T = TypeVar("T")  # what a task returns on one node
+Row = TypeVar("Row")
+
+_executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 
@@ -30,7 +35,7 @@ class NodeTimeout(Exception):
     pass
 
 
-def _pool():
+def _pool() -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
@@ -41,16 +46,16 @@ def _pool():
 
 
 @dataclass
-class FanOutResult:
-    results: dict  # node alias -> what the task returned
-    failed: list = field(default_factory=list)  # nodes left out (only with allow_partial)
+class FanOutResult(Generic[T]):
+    results: dict[str, T]  # node alias -> what the task returned
+    failed: list[str] = field(default_factory=list)  # nodes left out (only with allow_partial)
 
 
 class _StaleConnection(Exception):
     pass
 
 
-def _run_on_node(task, alias, timeout):
+def _run_on_node(task: Callable[[str], T], alias: str, timeout: float) -> T:
     """Run the task in a transaction with a statement_timeout, on this thread's connection.
 
     The transaction is opened by hand, BEGIN and SET LOCAL in one round trip
@@ -70,7 +75,7 @@ def _run_on_node(task, alias, timeout):
         raise
 
 
-def _run_in_transaction(task, alias, timeout):
+def _run_in_transaction(task: Callable[[str], T], alias: str, timeout: float) -> T:
     connection = connections[alias]
     for attempt in (1, 2):
         try:
@@ -86,13 +91,17 @@ def _run_in_transaction(task, alias, timeout):
         except _StaleConnection as exc:
             connection.close()
             if attempt == 2:
-                raise exc.__cause__ from None
+                raise cast(BaseException, exc.__cause__) from None  # _StaleConnection is always raised from one
         except Exception:
             connection.close()  # a failure may have broken it (and ends its transaction): the next task starts afresh
             raise
+    raise AssertionError("not reached: the second attempt returns or raises")
 
 
-def fan_out(task, nodes=None, *, timeout=None, allow_partial=False):
+def fan_out(
+    task: Callable[[str], T], nodes: Iterable[str] | None = None, *, timeout: float | None = None,
+    allow_partial: bool = False,
+) -> FanOutResult[T]:
     """Run task(alias) on every node in parallel.
 
     Raises FanOutError naming each node that failed or gave no answer within
@@ -103,7 +112,8 @@ def fan_out(task, nodes=None, *, timeout=None, allow_partial=False):
     timeout = settings.SHARDING["FANOUT_TIMEOUT"] if timeout is None else timeout
     deadline = time.monotonic() + timeout
     futures = {alias: _pool().submit(_run_on_node, task, alias, timeout) for alias in nodes}
-    results, failures = {}, {}
+    results: dict[str, T] = {}
+    failures: dict[str, BaseException] = {}
     for alias, future in futures.items():
         try:
             results[alias] = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -117,23 +127,26 @@ def fan_out(task, nodes=None, *, timeout=None, allow_partial=False):
     return FanOutResult(results, sorted(failures))
 
 
-def merge_ordered(sequences, *, key, descending=False, limit=None):
+def merge_ordered(
+    sequences: Iterable[Iterable[Row]], *, key: Callable[[Row], Any], descending: bool = False, limit: int | None = None
+) -> list[Row]:
     """Merge already-ordered sequences into one ordered list of at most `limit` items."""
     merged = heapq.merge(*sequences, key=key, reverse=descending)
     return list(itertools.islice(merged, limit))
 
 
 @dataclass
-class Page:
-    rows: list
+class Page(Generic[Row]):
+    rows: list[Row]
     next_cursor: str | None
-    failed: list = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 def fan_out_page(
-    query, *, key, page_size, cursor=None, cursor_types=None, descending=False, nodes=None, timeout=None,
-    allow_partial=False,
-):
+    query: Callable[[str, tuple[Any, ...] | None, int], Sequence[Row]], *, key: Callable[[Row], tuple[Any, ...]],
+    page_size: int, cursor: str | None = None, cursor_types: Sequence[type] | None = None, descending: bool = False,
+    nodes: Iterable[str] | None = None, timeout: float | None = None, allow_partial: bool = False,
+) -> Page[Row]:
     """One page of rows from every node, in global key order.
 
     query(alias, after, limit) returns at most `limit` rows of that node,

@@ -17,6 +17,8 @@ The replica identity of a sharded table must contain `logical_shard`, since
 a move's publication filters on it: the primary key is (id, logical_shard).
 Ids carry their shard, so this key is exactly as unique as `id` alone.
 """
+from collections.abc import Iterable
+
 from django.apps import apps
 from django.db import connections
 
@@ -56,12 +58,12 @@ DROP TABLE IF EXISTS sharding_owned_shard;
 """
 
 
-def sharded_tables():
+def sharded_tables() -> list[str]:
     """The tables of every installed sharded model, sorted (their rows move with their shard)."""
     return sorted({model._meta.db_table for model in apps.get_models() if is_sharded(model) and model._meta.managed})
 
 
-def install_fences(alias):
+def install_fences(alias: str) -> None:
     """Give every sharded table on a worker its fence trigger and an (id, logical_shard) primary key. Idempotent."""
     with connections[alias].cursor() as cursor:
         for table in sharded_tables():
@@ -80,7 +82,8 @@ def install_fences(alias):
                     f'ADD CONSTRAINT "{table}_pkey" PRIMARY KEY (id, logical_shard)'
                 )
             cursor.execute(
-                "SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s", [f'"{table}"', f"{table}_fence"]
+                "SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s",
+                [f'"{table}"', f"{table}_fence"],
             )
             if cursor.fetchone() is None:
                 cursor.execute(
@@ -89,13 +92,13 @@ def install_fences(alias):
                 )
 
 
-def owned_shards(alias):
+def owned_shards(alias: str) -> list[int]:
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT shard FROM sharding_owned_shard ORDER BY shard")
         return [row[0] for row in cursor.fetchall()]
 
 
-def set_owned_shards(alias, shards):
+def set_owned_shards(alias: str, shards: Iterable[int]) -> None:
     """Make the worker own exactly `shards` (bootstrap and repair; moves change one shard at a time)."""
     with connections[alias].cursor() as cursor:
         cursor.execute(
@@ -105,7 +108,7 @@ def set_owned_shards(alias, shards):
         )
 
 
-def is_moved_error(exc):
+def is_moved_error(exc: BaseException | None) -> bool:
     """Whether a database error is a fenced write (its shard is not held by the node it reached)."""
     while exc is not None:
         if getattr(exc, "pgcode", None) == MOVED_SQLSTATE:

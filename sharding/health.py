@@ -25,7 +25,7 @@ class NodeHealth:
     error: str = ""
 
 
-def _ping(alias):
+def _ping(alias: str) -> float:
     started = time.perf_counter()
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT 1")
@@ -33,11 +33,11 @@ def _ping(alias):
     return (time.perf_counter() - started) * 1000
 
 
-def node_health(timeout=2.0):
+def node_health(timeout: float = 2.0) -> list[NodeHealth]:
     """One NodeHealth per node (coordinator first), probing all nodes in parallel."""
     aliases = [COORDINATOR_ALIAS, *all_workers()]
     probe = fan_out(_ping, aliases, timeout=timeout, allow_partial=True)
-    report = []
+    report: list[NodeHealth] = []
     for alias in aliases:
         role = "coordinator" if alias == COORDINATOR_ALIAS else "worker"
         name = "coordinator" if alias == COORDINATOR_ALIAS else alias
@@ -48,9 +48,9 @@ def node_health(timeout=2.0):
     return report
 
 
-def assert_cluster_reachable(timeout=3.0):
+def assert_cluster_reachable(timeout: float = 3.0) -> None:
     """Raise one clear error naming every node that does not answer."""
-    down = []
+    down: list[str] = []
     for alias in settings.DATABASES:
         try:
             with breaker.not_counting():

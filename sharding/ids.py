@@ -1,7 +1,8 @@
 """64-bit ids that carry their logical shard.
 
 Layout (most significant first): 41 bits milliseconds since ID_EPOCH |
-13 bits logical shard | 10 bits sequence. The time and sequence parts come from one PostgreSQL sequence per worker that doubles as a clock (see the
+13 bits logical shard | 10 bits sequence. The time and sequence parts come
+from one PostgreSQL sequence per worker that doubles as a clock (see the
 `shard_next_id` SQL function created by this app's migrations), so ids made by
 any number of processes are distinct, and any id routes to its shard without a
 lookup.
@@ -80,7 +81,7 @@ class DecodedId:
     sequence: int
 
 
-def parse_id(value):
+def parse_id(value: object) -> int:
     """An id from user input (int or decimal string) as an int; InvalidIdError otherwise."""
     from .errors import InvalidIdError
 
@@ -95,11 +96,11 @@ def parse_id(value):
     return value
 
 
-def shard_of_id(value):
+def shard_of_id(value: object) -> int:
     return (parse_id(value) >> SEQUENCE_BITS) & (MAX_LOGICAL_SHARDS - 1)
 
 
-def decode_id(value):
+def decode_id(value: object) -> DecodedId:
     value = parse_id(value)
     millis = value >> (SHARD_BITS + SEQUENCE_BITS)
     return DecodedId(
@@ -109,14 +110,14 @@ def decode_id(value):
     )
 
 
-def new_ids(alias, logical_shard, count=1):
+def new_ids(alias: str, logical_shard: int, count: int = 1) -> list[int]:
     """`count` new ids for `logical_shard`, made on the worker `alias` (which holds that shard)."""
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT shard_next_id(%s) FROM generate_series(1, %s)", [logical_shard, count])
         return [row[0] for row in cursor.fetchall()]
 
 
-def sharded_id_trigger_sql(table):
+def sharded_id_trigger_sql(table: str) -> tuple[str, str]:
     """SQL that makes inserts into `table` without an id get one from its logical shard."""
     trigger = f"{table}_assign_id"
     return (

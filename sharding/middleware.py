@@ -4,13 +4,17 @@ After a shard moves, a process whose cached map is a few seconds old would
 read the old worker's copy; checking the version once per request (one
 coordinator query, and only in requests that route) rules that out.
 """
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
 from .routing import check_placement_at_next_lookup
 
 
 class FreshPlacementMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         check_placement_at_next_lookup()
         return self.get_response(request)

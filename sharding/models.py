@@ -1,4 +1,6 @@
 """The cluster catalogue (on the coordinator) and the base class of sharded models."""
+from typing import Any, Self, cast
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
@@ -27,7 +29,7 @@ class Node(models.Model):
     class Meta:
         db_table = "sharding_node"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
 
@@ -39,7 +41,9 @@ class ShardPlacement(models.Model):
 
     class Meta:
         db_table = "sharding_shard_placement"
-        constraints = [models.CheckConstraint(condition=models.Q(shard__gte=0), name="shard_placement_shard_non_negative")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(shard__gte=0), name="shard_placement_shard_non_negative")
+        ]
 
 
 class PlacementVersion(models.Model):
@@ -63,10 +67,10 @@ class ShardedIdField(models.BigIntegerField):
 class LogicalShardField(models.SmallIntegerField):
     """The owner's logical shard, derived from `user_id` when the row is first saved."""
 
-    def pre_save(self, model_instance, add):
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         value = getattr(model_instance, self.attname)
         if value is None:
-            value = shard_of(model_instance.user_id)
+            value = shard_of(cast("ShardedModel", model_instance).user_id)
             setattr(model_instance, self.attname, value)
         return value
 
@@ -74,7 +78,7 @@ class LogicalShardField(models.SmallIntegerField):
 class ShardedQuerySet(models.QuerySet):
     """Rows of one node that the node serves: a move's copy of a shard there is left out while it exists."""
 
-    def using(self, alias):
+    def using(self, alias: str | None) -> Self:
         queryset = super().using(alias)
         copied = current_placement().copied_shards_on(alias) if alias else ()
         return queryset.exclude(logical_shard__in=copied) if copied else queryset
@@ -151,10 +155,10 @@ class ShardMove(models.Model):
         ]
 
     @property
-    def finished(self):
+    def finished(self) -> bool:
         return self.state in self.FINISHED
 
     @property
-    def duration_seconds(self):
+    def duration_seconds(self) -> float | None:
         end = self.finished_at or self.updated_at
         return None if end is None or self.created_at is None else (end - self.created_at).total_seconds()

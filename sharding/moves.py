@@ -47,7 +47,9 @@ attempts.
 """
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2
 from django.conf import settings
@@ -61,8 +63,13 @@ from .fencing import FENCE_LOCK_CLASS, sharded_tables
 from .ids import LAG_TICKS
 from .models import Node, ShardMove, ShardPlacement
 from .placement import bump_placement_version
-from .routing import (coordinator_node_name, current_placement, direct_connection_params, invalidate_placement,
-                      logical_shard_count)
+from .routing import (
+    coordinator_node_name,
+    current_placement,
+    direct_connection_params,
+    invalidate_placement,
+    logical_shard_count,
+)
 
 logger = logging.getLogger("sharding.moves")
 
@@ -90,22 +97,28 @@ class MoveProgress:
     lag_bytes: int | None = None
 
 
-def object_name(move):
+# Told of each phase of a move (and of rows copied and lag while it copies).
+ProgressCallback = Callable[[MoveProgress], object]
+# The parameters of a psycopg2 query: a sequence for %s, a mapping for %(name)s.
+QueryParams = Sequence[Any] | Mapping[str, Any] | None
+
+
+def object_name(move: ShardMove) -> str:
     """The publication, subscription and slot of a move share one name."""
     return f"shard_move_{move.id}"
 
 
-def fence_gid(move):
+def fence_gid(move: ShardMove) -> str:
     return f"shard_move_{move.id}_fence"
 
 
-def _step(name):
+def _step(name: str) -> None:
     failpoints.failpoint(f"move_{name}")
 
 
 # --- starting, resuming, aborting --------------------------------------------------------------------------------
 
-def start_move(*, shard, target):
+def start_move(*, shard: int, target: str) -> ShardMove:
     """Validate and journal a new move of `shard` to `target`; returns the ShardMove (not yet run)."""
     placement = current_placement()
     if isinstance(shard, bool) or not isinstance(shard, int) or not 0 <= shard < logical_shard_count():
@@ -135,28 +148,28 @@ def start_move(*, shard, target):
     return move
 
 
-def _already_moving(move):
+def _already_moving(move: ShardMove | None) -> str:
     if move is None:
         return "that shard is being moved already"
     return (f"shard {move.shard} is being moved already (move {move.id}, {move.source} -> {move.target}, "
             f"{move.state}): finish it with `manage.py move_shard {move.shard} --resume` or undo it with --abort")
 
 
-def unfinished_move(shard):
+def unfinished_move(shard: int) -> ShardMove:
     move = ShardMove.objects.using(COORDINATOR_ALIAS).exclude(state__in=ShardMove.FINISHED).filter(shard=shard).first()
     if move is None:
         raise MoveError(f"shard {shard} has no unfinished move to resume or abort")
     return move
 
 
-def run_move(move, *, progress=None):
+def run_move(move: ShardMove, *, progress: ProgressCallback | None = None) -> ShardMove:
     """Take the move from its recorded state to done; returns it."""
     with _MoveSession(move) as session:
         session.run(progress or (lambda update: None))
     return move
 
 
-def abort_move(move, *, progress=None):
+def abort_move(move: ShardMove, *, progress: ProgressCallback | None = None) -> ShardMove:
     """Undo a move that has not switched; returns it."""
     if move.state in ShardMove.PAST_SWITCH:
         raise MoveError(f"move {move.id} of shard {move.shard} has switched to {move.target} already: "
@@ -173,16 +186,22 @@ def abort_move(move, *, progress=None):
 class _MoveSession:
     """Direct sessions to the coordinator, source and target for one move, and the move's lock."""
 
-    def __init__(self, move):
-        self.move = move
-        self.lock = None
-        self.source = self.target = None
+    # Open between __enter__ and __exit__ (None before, and in __exit__ after an __enter__ that failed).
+    source: psycopg2.extensions.connection
+    target: psycopg2.extensions.connection
 
-    def __enter__(self):
+    def __init__(self, move: ShardMove) -> None:
+        self.move = move
+        self.lock: psycopg2.extensions.connection | None = None
+        self.source = self.target = None  # type: ignore[assignment]  # see the class attributes
+
+    def __enter__(self) -> "_MoveSession":
         self.lock = _connect(coordinator_node_name())
         with self.lock.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [MOVE_LOCK_CLASS, self.move.id])
-            if not cursor.fetchone()[0]:
+            row = cursor.fetchone()
+            assert row is not None  # pg_try_advisory_lock() always gives one row
+            if not row[0]:
                 self.lock.close()
                 raise MoveError(f"move {self.move.id} of shard {self.move.shard} is being run by another process")
         self.move.refresh_from_db(using=COORDINATOR_ALIAS)
@@ -190,14 +209,14 @@ class _MoveSession:
         self.target = _connect(self.move.target)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         for conn in (self.source, self.target, self.lock):
             if conn is not None:
                 conn.close()
 
     # journal
 
-    def record(self, state=None, **fields):
+    def record(self, state: str | None = None, **fields: Any) -> None:
         if state is not None:
             fields["state"] = state
         fields["updated_at"] = timezone.now()
@@ -207,7 +226,7 @@ class _MoveSession:
 
     # forward
 
-    def run(self, progress):
+    def run(self, progress: ProgressCallback) -> None:
         move = self.move
         while not move.finished:
             if move.state == ShardMove.ABORTING:
@@ -215,19 +234,20 @@ class _MoveSession:
             getattr(self, f"_{move.state}")(progress)
         progress(MoveProgress(move, move.state, move.rows_copied, move.rows_total, move.lag_bytes))
 
-    def _pending(self, progress):
+    def _pending(self, progress: ProgressCallback) -> None:
         _step("announced")
         progress(MoveProgress(self.move, "announced"))
         waited = (timezone.now() - self.move.created_at).total_seconds()
         time.sleep(max(0.0, settings.SHARDING["PLACEMENT_TTL"] + 0.2 - waited))
         self.record(ShardMove.COPYING, copy_started_at=timezone.now())
 
-    def _copying(self, progress):
+    def _copying(self, progress: ProgressCallback) -> None:
         name, shard = object_name(self.move), self.move.shard
         if not _exists(self.source, "SELECT 1 FROM pg_publication WHERE pubname = %s", [name]):
             tables = ", ".join(f'"{table}" WHERE (logical_shard = {shard})'
                                for table in [*sharded_tables(), "sharding_move_marker"])
-            _execute(self.source, f"CREATE PUBLICATION {name} FOR TABLE {tables} WITH (publish = 'insert, update, delete')")
+            _execute(self.source,
+                     f"CREATE PUBLICATION {name} FOR TABLE {tables} WITH (publish = 'insert, update, delete')")
         _step("published")
         if not _exists(self.target, "SELECT 1 FROM pg_subscription WHERE subname = %s", [name]):
             # A slot without its subscription is left from a mover that died while subscribing.
@@ -254,17 +274,17 @@ class _MoveSession:
         _step("copied")
         self.record(ShardMove.CATCHING_UP)
 
-    def _report_copy(self, progress, phase):
+    def _report_copy(self, progress: ProgressCallback, phase: str) -> None:
         copied, lag = _count_shard_rows(self.target, self.move.shard), self._lag()
         self.record(rows_copied=copied, lag_bytes=lag)
         progress(MoveProgress(self.move, phase, copied, self.move.rows_total, lag))
 
-    def _lag(self):
+    def _lag(self) -> int | None:
         row = _fetch(self.source, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
                                   "FROM pg_replication_slots WHERE slot_name = %s", [object_name(self.move)])
         return None if row is None else row[0]
 
-    def _catching_up(self, progress):
+    def _catching_up(self, progress: ProgressCallback) -> None:
         for _ in range(200):
             started = time.monotonic()
             self._marker_reaches_target()
@@ -275,21 +295,22 @@ class _MoveSession:
                 break
         self.record(ShardMove.FENCING)
 
-    def _marker_reaches_target(self, timeout=MARKER_TIMEOUT):
+    def _marker_reaches_target(self, timeout: float = MARKER_TIMEOUT) -> bool:
         token = time.time_ns()
         _execute(self.source, "INSERT INTO sharding_move_marker (move_id, logical_shard, token) VALUES (%s, %s, %s) "
                               "ON CONFLICT (move_id, logical_shard) DO UPDATE SET token = EXCLUDED.token",
                  [self.move.id, self.move.shard, token])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            row = _fetch(self.target, "SELECT token FROM sharding_move_marker WHERE move_id = %s AND logical_shard = %s",
+            row = _fetch(self.target,
+                         "SELECT token FROM sharding_move_marker WHERE move_id = %s AND logical_shard = %s",
                          [self.move.id, self.move.shard])
             if row is not None and row[0] >= token:
                 return True
             time.sleep(0.002)
         return False
 
-    def _fencing(self, progress):
+    def _fencing(self, progress: ProgressCallback) -> None:
         move = self.move
         self._release_fence(commit=False)  # a fence a dead mover left, before its switch
         _execute(self.target, "DELETE FROM sharding_owned_shard WHERE shard = %s", [move.shard])
@@ -301,7 +322,8 @@ class _MoveSession:
                 continue
             _step("fenced")
             if not self._marker_reaches_target():
-                logger.warning("move %s: the target did not catch up within %ss; fencing again", move.id, MARKER_TIMEOUT)
+                logger.warning("move %s: the target did not catch up within %ss; fencing again", move.id,
+                               MARKER_TIMEOUT)
                 self._release_fence(commit=False)
                 continue
             _step("marked")
@@ -322,7 +344,7 @@ class _MoveSession:
                         f"(long transactions or in-doubt ones on {move.source}); `move_shard {move.shard} --resume` "
                         "tries again")
 
-    def _fence(self):
+    def _fence(self) -> float | None:
         """Prepare the fence on the source; the monotonic time it took hold, or None if the lock timed out."""
         conn = _connect(self.move.source, autocommit=False)
         try:
@@ -340,7 +362,7 @@ class _MoveSession:
         finally:
             conn.close()
 
-    def _settle_in_doubt(self, attempt):
+    def _settle_in_doubt(self, attempt: int) -> None:
         from .recovery import recover_in_doubt_transactions
 
         logger.info("move %s: shard %s is busy (attempt %s); settling in-doubt transactions", self.move.id,
@@ -348,10 +370,10 @@ class _MoveSession:
         recover_in_doubt_transactions()
         time.sleep(0.1 * (attempt + 1))
 
-    def _release_fence(self, *, commit):
+    def _release_fence(self, *, commit: bool) -> None:
         _release_fence(self.source, self.move, commit=commit)
 
-    def _advance_target_sequence(self):
+    def _advance_target_sequence(self) -> None:
         (source_value,) = _fetch(self.source, "SELECT last_value FROM sharding_id_seq")
         conn = _connect(self.move.target, autocommit=False)
         try:
@@ -366,7 +388,7 @@ class _MoveSession:
         finally:
             conn.close()
 
-    def _switch(self):
+    def _switch(self) -> None:
         move = self.move
         with transaction.atomic(using=COORDINATOR_ALIAS):
             ShardPlacement.objects.using(COORDINATOR_ALIAS).filter(shard=move.shard).update(node_id=move.target)
@@ -374,11 +396,11 @@ class _MoveSession:
             self.record(ShardMove.SWITCHED, switched_at=timezone.now())
         invalidate_placement()
 
-    def _switched(self, progress):
+    def _switched(self, progress: ProgressCallback) -> None:
         self._release_fence(commit=True)
         self.record(ShardMove.CLEANING)
 
-    def _cleaning(self, progress):
+    def _cleaning(self, progress: ProgressCallback) -> None:
         progress(MoveProgress(self.move, "cleaning up", self.move.rows_copied, self.move.rows_total))
         self._drop_replication()
         _step("unsubscribed")
@@ -388,7 +410,7 @@ class _MoveSession:
             self.record(ShardMove.DONE, finished_at=timezone.now(), lag_bytes=0)
         invalidate_placement()
 
-    def _drop_replication(self):
+    def _drop_replication(self) -> None:
         name = object_name(self.move)
         if _exists(self.target, "SELECT 1 FROM pg_subscription WHERE subname = %s", [name]):
             _execute(self.target, f"ALTER SUBSCRIPTION {name} DISABLE")
@@ -401,7 +423,7 @@ class _MoveSession:
 
     # backward
 
-    def abort(self, progress):
+    def abort(self, progress: ProgressCallback) -> None:
         move = self.move
         if move.state in ShardMove.PAST_SWITCH:
             raise MoveError(f"move {move.id} has switched already: it can only be finished")
@@ -420,7 +442,7 @@ class _MoveSession:
 
 # --- recovery of fences left by dead movers ---------------------------------------------------------------------
 
-def settle_abandoned_fences(min_age_seconds=ABANDONED_FENCE_SECONDS):
+def settle_abandoned_fences(min_age_seconds: float = ABANDONED_FENCE_SECONDS) -> list[ShardMove]:
     """Commit or roll back the prepared fence of a move whose mover is gone; returns the moves settled.
 
     Committed when the journal says the move switched (the target holds the
@@ -428,7 +450,7 @@ def settle_abandoned_fences(min_age_seconds=ABANDONED_FENCE_SECONDS):
     held by the fence go on. The move itself stays where it is, to be
     resumed or aborted.
     """
-    settled = []
+    settled: list[ShardMove] = []
     moves = ShardMove.objects.using(COORDINATOR_ALIAS).filter(state__in=[ShardMove.FENCING, ShardMove.SWITCHED])
     for move in moves:
         try:
@@ -461,40 +483,41 @@ def settle_abandoned_fences(min_age_seconds=ABANDONED_FENCE_SECONDS):
 
 # --- helpers ----------------------------------------------------------------------------------------------------
 
-def _connect(node, *, autocommit=True):
+def _connect(node: str, *, autocommit: bool = True) -> psycopg2.extensions.connection:
     conn = psycopg2.connect(**direct_connection_params(node), application_name="shard mover")
     conn.autocommit = autocommit
     return conn
 
 
-def _conninfo(node):
+def _conninfo(node: str) -> str:
     params = direct_connection_params(node)
     params["application_name"] = "shard move subscription"
     return " ".join(f"{key}='{str(value).replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"
                     for key, value in params.items())
 
 
-def _execute(conn, sql, params=None):
+def _execute(conn: psycopg2.extensions.connection, sql: str, params: QueryParams = None) -> None:
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
 
 
-def _fetch(conn, sql, params=None):
+def _fetch(conn: psycopg2.extensions.connection, sql: str, params: QueryParams = None) -> Any:
+    """The first row (a tuple), or None; Any, since each caller knows whether its query always returns one."""
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
-def _exists(conn, sql, params):
+def _exists(conn: psycopg2.extensions.connection, sql: str, params: QueryParams) -> bool:
     return _fetch(conn, sql, params) is not None
 
 
-def _release_fence(conn, move, *, commit):
+def _release_fence(conn: psycopg2.extensions.connection, move: ShardMove, *, commit: bool) -> None:
     if _exists(conn, "SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", [fence_gid(move)]):
         _execute(conn, f"{'COMMIT' if commit else 'ROLLBACK'} PREPARED '{fence_gid(move)}'")
 
 
-def _drop_slot(conn, name):
+def _drop_slot(conn: psycopg2.extensions.connection, name: str) -> None:
     deadline = time.monotonic() + 30
     while True:
         row = _fetch(conn, "SELECT active FROM pg_replication_slots WHERE slot_name = %s", [name])
@@ -508,12 +531,12 @@ def _drop_slot(conn, name):
         time.sleep(0.1)
 
 
-def _count_shard_rows(conn, shard):
+def _count_shard_rows(conn: psycopg2.extensions.connection, shard: int) -> int:
     return sum(_fetch(conn, f'SELECT count(*) FROM "{table}" WHERE logical_shard = %s', [shard])[0]
                for table in sharded_tables())
 
 
-def _delete_shard_rows(conn, shard):
+def _delete_shard_rows(conn: psycopg2.extensions.connection, shard: int) -> None:
     """Delete every row of a shard this node does not hold (a move's copy), past the fence."""
     autocommit = conn.autocommit
     conn.autocommit = False
@@ -527,7 +550,7 @@ def _delete_shard_rows(conn, shard):
         conn.autocommit = autocommit
 
 
-def _check_replication_ready(node):
+def _check_replication_ready(node: str) -> None:
     conn = _connect(node)
     try:
         (wal_level,) = _fetch(conn, "SHOW wal_level")
@@ -538,7 +561,7 @@ def _check_replication_ready(node):
                         "(`python -m cluster up` does both for a local cluster)")
 
 
-def shard_row_counts(node, shard):
+def shard_row_counts(node: str, shard: int) -> dict[str, int]:
     """{table: rows of the shard} on a node, for checks and reports."""
     conn = _connect(node)
     try:
@@ -548,7 +571,7 @@ def shard_row_counts(node, shard):
         conn.close()
 
 
-def _disown(node, shard):
+def _disown(node: str, shard: int) -> None:
     conn = _connect(node)
     try:
         _execute(conn, "DELETE FROM sharding_owned_shard WHERE shard = %s", [shard])
@@ -558,7 +581,7 @@ def _disown(node, shard):
 
 # --- what DBAs and monitoring see -------------------------------------------------------------------------------
 
-def move_summary(move):
+def move_summary(move: ShardMove) -> dict[str, Any]:
     return {
         "id": move.id, "shard": move.shard, "source": move.source, "target": move.target, "state": move.state,
         "rows_copied": move.rows_copied, "rows_total": move.rows_total, "lag_bytes": move.lag_bytes,
@@ -567,7 +590,7 @@ def move_summary(move):
     }
 
 
-def moves_overview(recent=5):
+def moves_overview(recent: int = 5) -> dict[str, list[dict[str, Any]]]:
     """Moves under way (phase, rows, lag) and the latest finished ones, newest first."""
     journal = ShardMove.objects.using(COORDINATOR_ALIAS)
     return {

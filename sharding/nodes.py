@@ -1,5 +1,6 @@
 """Adding workers to the catalogue and taking them away: the checks a DBA needs, then the change."""
 import re
+from collections.abc import Callable
 
 import psycopg2
 from django.core.management import call_command
@@ -20,7 +21,7 @@ class NodeError(ShardingError):
     """A node that cannot be added or removed; the message says what to change."""
 
 
-def _server_problems(conn):
+def _server_problems(conn: psycopg2.extensions.connection) -> list[str]:
     """What keeps a PostgreSQL server from being a worker, each with the setting to change."""
     with conn.cursor() as cursor:
         cursor.execute(
@@ -29,7 +30,9 @@ def _server_problems(conn):
             "current_setting('max_replication_slots')::int, current_setting('max_wal_senders')::int, "
             "current_setting('max_logical_replication_workers')::int"
         )
-        version, prepared, max_connections, wal_level, slots, senders, apply_workers = cursor.fetchone()
+        row = cursor.fetchone()
+        assert row is not None  # current_setting() always gives one row
+        version, prepared, max_connections, wal_level, slots, senders, apply_workers = row
     problems = []
     if version < MIN_SERVER_VERSION:
         problems.append(f"it runs PostgreSQL {version // 10000}; workers need 15 or newer")
@@ -47,7 +50,9 @@ def _server_problems(conn):
     return problems
 
 
-def add_worker(*, name: str, host: str, port: int, bouncer_port: int | None = None, log=print) -> bool:
+def add_worker(
+    *, name: str, host: str, port: int, bouncer_port: int | None = None, log: Callable[[str], object] = print
+) -> bool:
     """Check an existing PostgreSQL server, migrate it and register it as a worker holding no shard.
 
     Returns False when the same node was registered already (nothing changed but the migration).
@@ -56,7 +61,9 @@ def add_worker(*, name: str, host: str, port: int, bouncer_port: int | None = No
         raise NodeError(f"{name!r} is not a valid node name: lower-case letters, digits and _ (up to 63)")
     existing = Node.objects.using(COORDINATOR_ALIAS).filter(name=name).first()
     if existing and (existing.host, existing.port) != (host, port):
-        raise NodeError(f"a node {name!r} is registered already at {existing.host}:{existing.port}: choose another name")
+        raise NodeError(
+            f"a node {name!r} is registered already at {existing.host}:{existing.port}: choose another name"
+        )
     conf = connections.settings[COORDINATOR_ALIAS]
     try:
         conn = psycopg2.connect(host=host, port=port, dbname=conf["NAME"], user=conf["USER"],
@@ -86,12 +93,14 @@ def add_worker(*, name: str, host: str, port: int, bouncer_port: int | None = No
     return existing is None
 
 
-def _check_bouncer(alias):
+def _check_bouncer(alias: str) -> None:
     try:
         with connections[alias].cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as exc:  # noqa: BLE001 - any failure: the port given does not lead to the server
-        raise NodeError(f"cannot reach {alias} through the pgbouncer port given ({exc}); check --bouncer-port") from None
+        raise NodeError(
+            f"cannot reach {alias} through the pgbouncer port given ({exc}); check --bouncer-port"
+        ) from None
     finally:
         connections[alias].close()
 
@@ -102,7 +111,7 @@ def removal_problems(name: str) -> list[str]:
     info = placement.node_info.get(name)
     if info is None or info.role != Node.WORKER:
         return [f"{name!r} is not a worker of this cluster"]
-    problems = []
+    problems: list[str] = []
     held = placement.shards_of_node(name)
     if held:
         problems.append(f"it holds {len(held)} shard(s): move them off first with `manage.py drain_node {name}`")
@@ -112,7 +121,7 @@ def removal_problems(name: str) -> list[str]:
         problems.append(f"move(s) {', '.join(str(m.id) for m in involved)} involve it: finish or abort them")
     try:
         with connections[name].cursor() as cursor:
-            rows = {}
+            rows: dict[str, int] = {}
             for table in sharded_tables():
                 cursor.execute(f'SELECT count(*) FROM "{table}"')
                 rows[table] = cursor.fetchone()[0]

@@ -2,14 +2,14 @@
 from django.db import transaction
 from django.db.models import F
 
-from .config import COORDINATOR_ALIAS
+from .config import COORDINATOR_ALIAS, ClusterConfig
 from .errors import PlacementError
 from .fencing import owned_shards, set_owned_shards
 from .models import Node, PlacementVersion, ShardMove, ShardPlacement
 from .routing import current_placement, invalidate_placement
 
 
-def bootstrap_catalogue(config):
+def bootstrap_catalogue(config: ClusterConfig) -> int:
     """Record the config's nodes and, for a new cluster, spread the shards round-robin over its workers.
 
     Idempotent: an existing placement is never changed (moving shards is a
@@ -33,7 +33,9 @@ def bootstrap_catalogue(config):
         placed = set(ShardPlacement.objects.using(COORDINATOR_ALIAS).values_list("shard", flat=True))
         missing = [shard for shard in range(shards) if shard not in placed]
         if missing and not workers:
-            raise PlacementError("the cluster has no worker to place its shards on: add one with `manage.py add_worker`")
+            raise PlacementError(
+                "the cluster has no worker to place its shards on: add one with `manage.py add_worker`"
+            )
         ShardPlacement.objects.using(COORDINATOR_ALIAS).bulk_create(
             ShardPlacement(shard=shard, node_id=workers[shard % len(workers)]) for shard in missing
         )
@@ -44,19 +46,19 @@ def bootstrap_catalogue(config):
     return len(missing)
 
 
-def record_node(*, name, role, host, port, bouncer_port=None):
+def record_node(*, name: str, role: str, host: str, port: int | None, bouncer_port: int | None = None) -> None:
     """Add a node to the catalogue, or update its address (the caller bumps the version)."""
     Node.objects.using(COORDINATOR_ALIAS).update_or_create(
         name=name, defaults={"role": role, "host": host, "port": port, "bouncer_port": bouncer_port}
     )
 
 
-def bump_placement_version():
+def bump_placement_version() -> None:
     """Tell every process to reload the map (inside the caller's coordinator transaction)."""
     PlacementVersion.objects.using(COORDINATOR_ALIAS).filter(id=1).update(version=F("version") + 1)
 
 
-def sync_owned_shards():
+def sync_owned_shards() -> None:
     """Each worker owns the shards the placement gives it, except shards being moved (the move owns those)."""
     placement = current_placement()
     moving = set(

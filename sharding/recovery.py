@@ -10,10 +10,12 @@ A run holds a cluster-wide advisory lock, so concurrent runs never overlap,
 and every step is idempotent.
 """
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.backends.utils import CursorWrapper
 
 from .config import COORDINATOR_ALIAS
 from .routing import all_workers
@@ -37,14 +39,14 @@ class InDoubt:
 
 @dataclass
 class RecoveryReport:
-    committed: list = field(default_factory=list)
-    rolled_back: list = field(default_factory=list)
-    in_progress: list = field(default_factory=list)
-    unreachable: list = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)  # gids
+    rolled_back: list[str] = field(default_factory=list)
+    in_progress: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)  # nodes
     forgotten: int = 0
     skipped: bool = False  # another recovery run held the lock
 
-    def summary(self):
+    def summary(self) -> str:
         if self.skipped:
             return "another recovery run is in progress; nothing done"
         text = (
@@ -54,7 +56,7 @@ class RecoveryReport:
         return text + (f"; unreachable: {', '.join(self.unreachable)}" if self.unreachable else "")
 
 
-def _prepared_on(alias, min_age_seconds=0.0):
+def _prepared_on(alias: str, min_age_seconds: float = 0.0) -> list[InDoubt]:
     with connections[alias].cursor() as cursor:
         cursor.execute(
             "SELECT gid, extract(epoch FROM now() - prepared) FROM pg_prepared_xacts "
@@ -63,7 +65,7 @@ def _prepared_on(alias, min_age_seconds=0.0):
             [settings.SHARDING["GID_PREFIX"] + "\\_%", min_age_seconds],
         )
         rows = cursor.fetchall()
-    found = []
+    found: list[InDoubt] = []
     for gid, age in rows:
         parsed = parse_gid(gid)
         if parsed is not None:
@@ -71,9 +73,9 @@ def _prepared_on(alias, min_age_seconds=0.0):
     return found
 
 
-def in_doubt_transactions(min_age_seconds=0.0):
+def in_doubt_transactions(min_age_seconds: float = 0.0) -> dict[str, list[InDoubt] | None]:
     """Every prepared transaction of ours on every reachable worker, oldest first per node: {node: [InDoubt]}."""
-    report = {}
+    report: dict[str, list[InDoubt] | None] = {}
     for alias in all_workers():
         try:
             report[alias] = _prepared_on(alias, min_age_seconds)
@@ -83,14 +85,14 @@ def in_doubt_transactions(min_age_seconds=0.0):
     return report
 
 
-def _decided(cursor, txids):
+def _decided(cursor: CursorWrapper, txids: Collection[int]) -> set[int]:
     if not txids:
         return set()
     cursor.execute("SELECT txid FROM sharding_transaction_decision WHERE txid = ANY(%s)", [list(txids)])
     return {row[0] for row in cursor.fetchall()}
 
 
-def _finish(alias, gid, verb):
+def _finish(alias: str, gid: str, verb: str) -> bool:
     """COMMIT or ROLLBACK PREPARED; False if someone else settled it or is settling it."""
     try:
         with connections[alias].cursor() as cursor:
@@ -102,7 +104,7 @@ def _finish(alias, gid, verb):
         raise
 
 
-def recover_in_doubt_transactions(grace_seconds=None):
+def recover_in_doubt_transactions(grace_seconds: float | None = None) -> RecoveryReport:
     grace = settings.SHARDING["RECOVERY_GRACE_SECONDS"] if grace_seconds is None else grace_seconds
     report = RecoveryReport()
     with transaction.atomic(using=COORDINATOR_ALIAS):
@@ -114,9 +116,11 @@ def recover_in_doubt_transactions(grace_seconds=None):
 
         all_prepared = in_doubt_transactions()
         report.unreachable = [alias for alias, found in all_prepared.items() if found is None]
-        candidates = [entry for found in all_prepared.values() if found for entry in found if entry.age_seconds >= grace]
+        candidates = [
+            entry for found in all_prepared.values() if found for entry in found if entry.age_seconds >= grace
+        ]
         decided = _decided(coordinator, {entry.txid for entry in candidates})
-        settled = set()
+        settled: set[str] = set()
         for entry in candidates:
             if entry.txid not in decided:
                 coordinator.execute("SELECT pg_try_advisory_xact_lock(%s)", [entry.txid])

@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import connections
@@ -33,22 +34,22 @@ _TARGET_HOLDS_COPY = ("pending", "copying", "catching_up", "fencing", "aborting"
 _SOURCE_HOLDS_COPY = ("switched", "cleaning")
 
 
-def logical_shard_count():
+def logical_shard_count() -> int:
     return settings.SHARDING["LOGICAL_SHARDS"]
 
 
-def shard_of(user_id):
+def shard_of(user_id: int) -> int:
     """The logical shard of a user: a stable function of the id alone."""
     if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0:
         raise ValueError(f"user id must be a positive integer, not {user_id!r}")
     return user_id % logical_shard_count()
 
 
-def coordinator():
+def coordinator() -> str:
     return COORDINATOR_ALIAS
 
 
-def node_sort_key(name):
+def node_sort_key(name: str) -> list[int | str]:
     """worker2 before worker10: every process orders the workers the same way."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
@@ -74,19 +75,19 @@ class MoveInfo:
 @dataclass(frozen=True)
 class Placement:
     version: int
-    nodes: tuple  # nodes[shard] is the alias of the worker holding that shard
+    nodes: tuple[str, ...]  # nodes[shard] is the alias of the worker holding that shard
     loaded_at: float
-    workers: tuple = ()  # every worker in the catalogue, in node order
-    node_info: dict = field(default_factory=dict)  # name -> NodeInfo
-    moves: tuple = ()  # MoveInfo of every unfinished move
+    workers: tuple[str, ...] = ()  # every worker in the catalogue, in node order
+    node_info: dict[str, NodeInfo] = field(default_factory=dict)  # name -> NodeInfo
+    moves: tuple[MoveInfo, ...] = ()  # MoveInfo of every unfinished move
 
-    def node_of_shard(self, shard):
+    def node_of_shard(self, shard: int) -> str:
         return self.nodes[shard]
 
-    def shards_of_node(self, alias):
+    def shards_of_node(self, alias: str) -> list[int]:
         return [shard for shard, node in enumerate(self.nodes) if node == alias]
 
-    def copied_shards_on(self, alias):
+    def copied_shards_on(self, alias: str) -> list[int]:
         """Shards whose rows `alias` holds only as a move's copy: reads and scans there must leave them out."""
         return sorted(
             {m.shard for m in self.moves if m.target == alias and m.state in _TARGET_HOLDS_COPY}
@@ -94,17 +95,17 @@ class Placement:
         )
 
 
-_placement = None
+_placement: Placement | None = None
 _placement_lock = threading.Lock()
 _request = threading.local()
 
 
-def check_placement_at_next_lookup():
+def check_placement_at_next_lookup() -> None:
     """The next lookup in this thread asks the coordinator for the version, whatever the TTL (start of a request)."""
     _request.check = True
 
 
-def current_placement():
+def current_placement() -> Placement:
     """The placement map, cached per process and re-read when its version changes."""
     global _placement
     must_check = getattr(_request, "check", False)
@@ -127,14 +128,14 @@ def current_placement():
         return _placement
 
 
-def invalidate_placement():
+def invalidate_placement() -> None:
     """Forget the cached map; the next lookup reads the catalogue again."""
     global _placement
     with _placement_lock:
         _placement = None
 
 
-def _read_version():
+def _read_version() -> int:
     with connections[COORDINATOR_ALIAS].cursor() as cursor:
         cursor.execute("SELECT version FROM sharding_placement_version WHERE id = 1")
         row = cursor.fetchone()
@@ -155,7 +156,7 @@ FROM sharding_placement_version v WHERE v.id = 1
 """
 
 
-def _read_placement():
+def _read_placement() -> Placement:
     expected = logical_shard_count()
     with connections[COORDINATOR_ALIAS].cursor() as cursor:
         cursor.execute(CATALOGUE_SQL)
@@ -169,8 +170,13 @@ def _read_placement():
             "the config belongs to another cluster"
         )
     if len(nodes) != expected:
-        raise PlacementError(f"{len(nodes)} of {expected} logical shards are placed: run `python manage.py migrate_cluster`")
-    info = {name: NodeInfo(name, role, host, port, bouncer_port, state) for name, role, host, port, bouncer_port, state in node_rows}
+        raise PlacementError(
+            f"{len(nodes)} of {expected} logical shards are placed: run `python manage.py migrate_cluster`"
+        )
+    info = {
+        name: NodeInfo(name, role, host, port, bouncer_port, state)
+        for name, role, host, port, bouncer_port, state in node_rows
+    }
     workers = tuple(sorted((name for name, node in info.items() if node.role == "worker"), key=node_sort_key))
     for name in workers:
         register_node(info[name])
@@ -183,10 +189,10 @@ def _read_placement():
     return Placement(version, tuple(nodes), time.monotonic(), workers, info, moves)
 
 
-_being_added = set()  # aliases registered before the catalogue lists them (a worker being migrated)
+_being_added: set[str] = set()  # aliases registered before the catalogue lists them (a worker being migrated)
 
 
-def register_node(node, *, before_catalogue=False):
+def register_node(node: NodeInfo, *, before_catalogue: bool = False) -> None:
     """Make a catalogue node a database alias of this process (connections are opened lazily)."""
     if before_catalogue:
         _being_added.add(node.name)
@@ -199,19 +205,19 @@ def register_node(node, *, before_catalogue=False):
     connections.settings[node.name] = conf
 
 
-def all_workers():
+def all_workers() -> list[str]:
     """Every worker alias, in ascending node order."""
     return list(current_placement().workers)
 
 
-def node_of_shard(shard):
+def node_of_shard(shard: int) -> str:
     """The worker of a shard; NodeUnavailableError at once while that worker's breaker is open."""
     alias = current_placement().node_of_shard(shard)
     breaker.check(alias)
     return alias
 
 
-def parse_routable_id(value):
+def parse_routable_id(value: object) -> int:
     """An id from user input that belongs to one of this cluster's logical shards; InvalidIdError otherwise."""
     parsed = parse_id(value)
     if shard_of_id(parsed) >= logical_shard_count():
@@ -219,23 +225,23 @@ def parse_routable_id(value):
     return parsed
 
 
-def node_for_user(user_id):
+def node_for_user(user_id: int) -> str:
     """The alias of the worker holding this user's rows."""
     return node_of_shard(shard_of(user_id))
 
 
-def node_for_id(value):
+def node_for_id(value: object) -> str:
     """The alias of the worker holding the row with this sharded id (int or decimal string)."""
     return node_of_shard(shard_of_id(parse_routable_id(value)))
 
 
-def check_node(alias):
+def check_node(alias: str) -> str:
     if alias != COORDINATOR_ALIAS and alias not in current_placement().node_info:
         raise UnknownNodeError(f"no node {alias!r}; nodes are {', '.join(connections.settings)}")
     return alias
 
 
-def direct_connection_params(name):
+def direct_connection_params(name: str) -> dict[str, Any]:
     """libpq keyword arguments for a session straight to a node's PostgreSQL, bypassing pgbouncer.
 
     Logical replication and shard moves need a session of their own, which a
@@ -251,5 +257,7 @@ def direct_connection_params(name):
     }
 
 
-def coordinator_node_name():
-    return next((name for name, info in current_placement().node_info.items() if info.role == "coordinator"), "coordinator")
+def coordinator_node_name() -> str:
+    return next(
+        (name for name, info in current_placement().node_info.items() if info.role == "coordinator"), "coordinator"
+    )

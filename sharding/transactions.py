@@ -33,13 +33,15 @@ import logging
 import random
 import secrets
 import time
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg2.extensions
-
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.transaction import TransactionManagementError
 
 from . import failpoints
@@ -49,6 +51,9 @@ from .fencing import is_moved_error
 from .routing import all_workers, check_node, invalidate_placement
 
 logger = logging.getLogger("sharding.transactions")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 LOCK_NOT_AVAILABLE = "55P03"
 UNDEFINED_OBJECT = "42704"
@@ -68,22 +73,22 @@ class TransactionOutcomeUnknownError(ShardingError):
 
 @dataclass
 class DistributedTransaction:
-    nodes: list  # participant aliases, ascending node order
+    nodes: list[str]  # participant aliases, ascending node order
     txid: int = field(default_factory=lambda: secrets.randbits(62) + 1)
 
-    def gid(self, alias):
+    def gid(self, alias: str) -> str:
         return make_gid(self.txid, alias)
 
 
-def gid_prefix():
+def gid_prefix() -> str:
     return settings.SHARDING["GID_PREFIX"]
 
 
-def make_gid(txid, alias):
+def make_gid(txid: int, alias: str) -> str:
     return f"{gid_prefix()}_{txid}_{alias}"
 
 
-def parse_gid(gid):
+def parse_gid(gid: str) -> tuple[int, str] | None:
     """(txid, node) of one of our gids, or None for anyone else's prepared transaction."""
     prefix, _, rest = gid.partition("_")
     txid, _, node = rest.partition("_")
@@ -92,12 +97,12 @@ def parse_gid(gid):
     return int(txid), node
 
 
-def node_order(alias):
+def node_order(alias: str) -> int:
     workers = all_workers()
     return workers.index(alias) if alias in workers else -1
 
 
-def _set_lock_timeout(alias):
+def _set_lock_timeout(alias: str) -> None:
     # Jitter, so that two transactions waiting on each other across nodes do not
     # both time out together: the first to give up lets the other through.
     base = settings.SHARDING["LOCK_TIMEOUT_MS"]
@@ -105,13 +110,13 @@ def _set_lock_timeout(alias):
         cursor.execute("SET LOCAL lock_timeout = %s", [f"{random.randint(base, base * 3 // 2)}ms"])
 
 
-def _wrote(alias):
+def _wrote(alias: str) -> bool:
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
         return cursor.fetchone()[0]
 
 
-def _ensure_outside_transactions(aliases):
+def _ensure_outside_transactions(aliases: Iterable[str]) -> None:
     busy = [alias for alias in (*aliases, COORDINATOR_ALIAS) if connections[alias].in_atomic_block]
     if busy:
         raise TransactionManagementError(
@@ -120,7 +125,7 @@ def _ensure_outside_transactions(aliases):
 
 
 @contextmanager
-def atomic_on_nodes(aliases):
+def atomic_on_nodes(aliases: Iterable[str]) -> Iterator[DistributedTransaction]:
     """A transaction over the given nodes, atomic whether they are one worker or several."""
     nodes = sorted({check_node(alias) for alias in aliases}, key=node_order)
     if not nodes:
@@ -150,7 +155,7 @@ def atomic_on_nodes(aliases):
 MOVED_RETRIES = 8
 
 
-def retry_when_moved(operation):
+def retry_when_moved(operation: Callable[P, T]) -> Callable[P, T]:
     """Decorator: run the operation again, with the placement reloaded, when a shard it wrote had moved.
 
     The operation must look its nodes up itself (node_for_user and friends), so
@@ -158,7 +163,7 @@ def retry_when_moved(operation):
     """
 
     @functools.wraps(operation)
-    def run(*args, **kwargs):
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
         for attempt in range(MOVED_RETRIES):
             try:
                 return operation(*args, **kwargs)
@@ -168,11 +173,12 @@ def retry_when_moved(operation):
                 logger.info("%s: a shard moved; retrying with the new placement", operation.__qualname__)
                 invalidate_placement()
                 time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("not reached: the last attempt returns or raises")
 
     return run
 
 
-def _two_phase_commit(tx):
+def _two_phase_commit(tx: DistributedTransaction) -> Iterator[DistributedTransaction]:
     decision = _Decision(tx)
     branches = [_Branch(alias, tx.gid(alias)) for alias in tx.nodes]
     with ExitStack() as participants:
@@ -203,7 +209,7 @@ def _two_phase_commit(tx):
             raise
 
 
-def _prepare_and_decide(tx, decision, writers):
+def _prepare_and_decide(tx: DistributedTransaction, decision: "_Decision", writers: "list[_Branch]") -> None:
     """Phases 3 and 4; returns once the decision is committed, raises (branches left to unwinding) otherwise."""
     try:
         decision.begin()
@@ -224,7 +230,7 @@ def _prepare_and_decide(tx, decision, writers):
         logger.warning("transaction %s committed despite an error at its commit point", tx.txid, exc_info=True)
 
 
-def _crash(branches):
+def _crash(branches: "Iterable[_Branch]") -> None:
     """A simulated crash (a failpoint): drop the connections, so what is prepared stays prepared."""
     for branch in branches:
         connections[branch.alias].close()
@@ -240,42 +246,45 @@ class _Branch:
     atomic block closes without the no-op COMMIT it would otherwise send.
     """
 
-    def __init__(self, alias, gid):
+    def __init__(self, alias: str, gid: str) -> None:
         self.alias, self.gid = alias, gid
         self.sent_write = False
 
     @property
-    def connection(self):
+    def connection(self) -> BaseDatabaseWrapper:
         return connections[self.alias]
 
-    def _tpc(self, method, *args):
+    def _tpc(self, method: str, *args: object) -> None:
         with self.connection.wrap_database_errors:
             getattr(self.connection.connection, method)(*args)
 
-    def begin(self):
+    def begin(self) -> None:
         self.connection.ensure_connection()
         self._tpc("tpc_begin", self.gid)
 
-    def watch_writes(self):
-        def observe(execute, sql, params, many, context):
+    def watch_writes(self) -> AbstractContextManager[None]:
+        def observe(
+            execute: Callable[[str, Any, bool, dict[str, Any]], Any], sql: str, params: Any, many: bool,
+            context: dict[str, Any],
+        ) -> Any:
             if sql.lstrip()[:6].upper().startswith(WRITE_VERBS):
                 self.sent_write = True
             return execute(sql, params, many, context)
 
         return self.connection.execute_wrapper(observe)
 
-    def wrote(self):
+    def wrote(self) -> bool:
         # A data-changing statement sent is enough; otherwise ask the node, since a
         # SELECT can still write (row locks, a function that writes).
         return self.sent_write or _wrote(self.alias)
 
-    def commit_one_phase(self):
+    def commit_one_phase(self) -> None:
         self._tpc("tpc_commit")
 
-    def prepare(self):
+    def prepare(self) -> None:
         self._tpc("tpc_prepare")
 
-    def commit_prepared(self):
+    def commit_prepared(self) -> None:
         """Phase 5. The transaction is committed already: a failure only delays it until recovery."""
         try:
             self._tpc("tpc_commit")
@@ -286,7 +295,7 @@ class _Branch:
                 logger.warning("COMMIT PREPARED %s failed; recovery will commit it", self.gid, exc_info=True)
             self.connection.close()
 
-    def abandon(self):
+    def abandon(self) -> None:
         """Roll back whatever is still open: ROLLBACK, or ROLLBACK PREPARED once prepared."""
         connection = self.connection
         if connection.closed_in_transaction or connection.connection is None:
@@ -310,20 +319,20 @@ class _Decision:
     management (the coordinator connection is otherwise in autocommit).
     """
 
-    def __init__(self, tx):
+    def __init__(self, tx: DistributedTransaction) -> None:
         self.tx = tx
         self.open = False
         self.recorded = False
 
-    def _execute(self, sql, params=()):
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with connections[COORDINATOR_ALIAS].cursor() as cursor:
             cursor.execute(sql, params)
 
-    def begin(self):
+    def begin(self) -> None:
         self.open = True
         self._execute("BEGIN; SELECT pg_advisory_xact_lock(%s)", [self.tx.txid])
 
-    def commit(self, participants):
+    def commit(self, participants: list[str]) -> None:
         self.recorded = True
         self._execute(
             "INSERT INTO sharding_transaction_decision (txid, participants, created_at) VALUES (%s, %s, now()); COMMIT",
@@ -332,7 +341,7 @@ class _Decision:
         self.open = False
         logger.debug("transaction %s committed (participants %s)", self.tx.txid, ", ".join(participants))
 
-    def abort(self):
+    def abort(self) -> None:
         if not self.open:
             return
         self.open = False
@@ -341,7 +350,7 @@ class _Decision:
         except Exception:  # noqa: BLE001 - a lost coordinator connection aborts the transaction anyway
             connections[COORDINATOR_ALIAS].close()
 
-    def committed_after_error(self):
+    def committed_after_error(self) -> bool:
         """Whether the record committed although its COMMIT raised (a connection lost at the commit point)."""
         if not self.recorded:
             return False

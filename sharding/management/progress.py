@@ -1,8 +1,20 @@
 """What the DBA commands print while a shard moves: one line per phase, redrawn in place on a terminal."""
 import time
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sharding.moves import MoveProgress
 
 
-def _size(nbytes):
+class Stream(Protocol):
+    """A management command's stdout, sys.stdout or a StringIO."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
+def _size(nbytes: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if abs(nbytes) < 1024 or unit == "GB":
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
@@ -15,13 +27,13 @@ class MovePrinter:
 
     WIDTH = 20
 
-    def __init__(self, stream, *, quiet=False):
+    def __init__(self, stream: Stream, *, quiet: bool = False) -> None:
         self.stream, self.quiet = stream, quiet
         self.interactive = getattr(stream, "isatty", lambda: False)()
-        self.last_phase = None
+        self.last_phase: str | None = None
         self.started = time.monotonic()
 
-    def __call__(self, update):
+    def __call__(self, update: "MoveProgress") -> None:
         if self.quiet:
             return
         move = update.move
@@ -43,7 +55,7 @@ class MovePrinter:
         self.stream.flush()
         self.last_phase = update.phase
 
-    def finish(self):
+    def finish(self) -> None:
         if self.interactive and self.last_phase is not None:
             self.stream.write("\n")
         self.last_phase = None

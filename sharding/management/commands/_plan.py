@@ -1,17 +1,22 @@
 """Shared by rebalance and drain_node: print a plan, ask, run it with progress."""
 import sys
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
 from sharding.errors import ShardingError
 from sharding.management.progress import MovePrinter
-from sharding.rebalance import run_plan, unfinished_moves
+from sharding.models import ShardMove
+from sharding.rebalance import PlannedMove, run_plan, unfinished_moves
 
 
-def confirm_and_run(command, plan, *, what, dry_run, yes, verbosity):
+def confirm_and_run(
+    command: BaseCommand, plan: list[PlannedMove], *, what: str, dry_run: bool, yes: bool, verbosity: int
+) -> None:
     pending = unfinished_moves()
     for move in pending:
-        command.stdout.write(f"  resume move {move.id}: shard {move.shard} {move.source} -> {move.target} ({move.state})")
+        command.stdout.write(
+            f"  resume move {move.id}: shard {move.shard} {move.source} -> {move.target} ({move.state})"
+        )
     for planned in plan:
         command.stdout.write(f"  move shard {planned.shard:>4}: {planned.source} -> {planned.target}")
     if not plan and not pending:
@@ -27,13 +32,13 @@ def confirm_and_run(command, plan, *, what, dry_run, yes, verbosity):
         if input("Run this plan? [y/N] ").strip().lower() not in ("y", "yes"):
             raise CommandError("nothing moved")
     printer = MovePrinter(command.stdout, quiet=verbosity < 1)
-    done = []
+    done: list[ShardMove] = []
 
-    def on_move(move, resumed):
+    def on_move(move: ShardMove, resumed: bool) -> None:
         printer.finish()
         done.append(move)
-        command.stdout.write(f"[{len(done)}/{len(pending) + len(plan)}] {'resuming ' if resumed else ''}move {move.id}: "
-                             f"shard {move.shard} {move.source} -> {move.target}")
+        command.stdout.write(f"[{len(done)}/{len(pending) + len(plan)}] {'resuming ' if resumed else ''}"
+                             f"move {move.id}: shard {move.shard} {move.source} -> {move.target}")
 
     try:
         run_plan(plan, progress=printer, on_move=on_move)

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sharding.errors import ShardingError
 from sharding.nodes import add_worker
@@ -8,13 +10,13 @@ class Command(BaseCommand):
     help = ("Register an existing PostgreSQL server as a worker: check its settings, migrate it, add it to the "
             "catalogue (holding no shard: `rebalance` gives it some).")
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="the worker's name, e.g. worker3")
         parser.add_argument("--host", required=True)
         parser.add_argument("--port", type=int, required=True, help="PostgreSQL's port (moves connect here directly)")
         parser.add_argument("--bouncer-port", type=int, help="its pgbouncer's port, which the app then uses")
 
-    def handle(self, *args, name, host, port, bouncer_port, **options):
+    def handle(self, *args: Any, name: str, host: str, port: int, bouncer_port: int | None, **options: Any) -> None:
         try:
             added = add_worker(name=name, host=host, port=port, bouncer_port=bouncer_port, log=self.stdout.write)
         except ShardingError as exc:

@@ -1,6 +1,9 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.migration import Migration
 
 from sharding.errors import ShardingError
 from sharding.health import assert_cluster_reachable, node_health
@@ -10,7 +13,7 @@ from sharding.routing import current_placement
 class Command(BaseCommand):
     help = "Check that every node answers, is fully migrated, and that every logical shard is placed."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             assert_cluster_reachable()
             unmigrated = [alias for alias in connections if self._pending_migrations(alias)]
@@ -27,6 +30,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"cluster ready (placement version {placement.version})"))
 
     @staticmethod
-    def _pending_migrations(alias):
+    def _pending_migrations(alias: str) -> list[tuple[Migration, bool]]:
         executor = MigrationExecutor(connections[alias])
         return executor.migration_plan(executor.loader.graph.leaf_nodes())

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sharding.errors import ShardingError
 from sharding.models import Node
@@ -11,15 +13,17 @@ from ._plan import confirm_and_run
 class Command(BaseCommand):
     help = "Move every shard off a worker (online, one at a time); the worker then takes no new shards."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("node", help="the worker to empty")
         parser.add_argument("--dry-run", action="store_true", help="print the plan and move nothing")
         parser.add_argument("--yes", action="store_true", help="run the plan without asking")
 
-    def handle(self, *args, node, dry_run, yes, verbosity, **options):
+    def handle(self, *args: Any, node: str, dry_run: bool, yes: bool, verbosity: int, **options: Any) -> None:
         info = current_placement().node_info.get(node)
         if info is None or info.role != Node.WORKER:
-            raise CommandError(f"{node!r} is not a worker of this cluster: workers are {', '.join(current_placement().workers)}")
+            raise CommandError(
+                f"{node!r} is not a worker of this cluster: workers are {', '.join(current_placement().workers)}"
+            )
         try:
             plan = plan_drain(node)
         except ShardingError as exc:

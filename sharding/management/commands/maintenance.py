@@ -2,9 +2,11 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 from django.utils.module_loading import import_string
 
@@ -22,11 +24,11 @@ class Command(BaseCommand):
         "slow task (a webhook receiver that drips) never delays recovery, whose prepared transactions hold locks."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interval", type=float, default=None, help="seconds between runs")
         parser.add_argument("--once", action="store_true", help="run one round of each loop and exit")
 
-    def handle(self, *args, interval, once, **options):
+    def handle(self, *args: Any, interval: float | None, once: bool, **options: Any) -> None:
         interval = settings.SHARDING["RECOVERY_INTERVAL_SECONDS"] if interval is None else interval
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -49,7 +51,7 @@ class Command(BaseCommand):
             os._exit(0)  # interpreter shutdown would wait for the task's sending threads
 
 
-def run_loop(tasks, interval, stop, once):
+def run_loop(tasks: Sequence[Callable[[], object]], interval: float, stop: threading.Event, once: bool) -> None:
     """Run the tasks one after the other every `interval` seconds, in this thread's own connections."""
     try:
         while not stop.is_set():
@@ -62,7 +64,7 @@ def run_loop(tasks, interval, stop, once):
         connections.close_all()
 
 
-def run_task(task):
+def run_task(task: Callable[[], object]) -> None:
     try:
         task()
     except Exception:  # noqa: BLE001 - a node being down must not end the loop
@@ -71,7 +73,7 @@ def run_task(task):
             connection.close()
 
 
-def recover():
+def recover() -> None:
     report = recover_in_doubt_transactions()
     if report.committed or report.rolled_back or report.unreachable:
         logger.info("recovery: %s", report.summary())

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sharding.errors import ShardingError
 from sharding.nodes import remove_worker
@@ -7,10 +9,10 @@ from sharding.nodes import remove_worker
 class Command(BaseCommand):
     help = "Forget a worker that holds no shard, no row, no prepared transaction and no unsent outbox event."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("node")
 
-    def handle(self, *args, node, **options):
+    def handle(self, *args: Any, node: str, **options: Any) -> None:
         try:
             remove_worker(node)
         except ShardingError as exc:

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from sharding.models import ShardMove
 
@@ -6,12 +8,13 @@ from sharding.models import ShardMove
 class Command(BaseCommand):
     help = "List shard moves, newest first: state, rows, duration and write pause."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--limit", type=int, default=50, help="how many (default 50)")
 
-    def handle(self, *args, limit, **options):
+    def handle(self, *args: Any, limit: int, **options: Any) -> None:
         moves = ShardMove.objects.using("default").order_by("-id")[:limit]
-        header = f"{'move':>5} {'shard':>5}  {'from':<10} {'to':<10} {'state':<12} {'rows':>8} {'duration':>9} {'pause':>9}  started"
+        header = (f"{'move':>5} {'shard':>5}  {'from':<10} {'to':<10} {'state':<12} {'rows':>8} {'duration':>9} "
+                  f"{'pause':>9}  started")
         self.stdout.write(header)
         for move in moves:
             duration = "" if move.duration_seconds is None else f"{move.duration_seconds:.1f} s"
