@@ -103,7 +103,8 @@ def _coordinator(name):
 
 
 def predicted_moves(name):
-    """The shards `manage.py rebalance` will move once one more (empty) worker is added: its own plan, run early."""
+    """The shards `manage.py rebalance` will move once one more (empty) worker is added (its own plan, run early),
+    and the worker each of the 64 shards will be on after it."""
     os.environ["CLUSTER_NAME"] = name
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
     import django
@@ -119,7 +120,10 @@ def predicted_moves(name):
         new = f"worker{len(placement.workers) + 1}"
         placement = replace(placement, workers=(*placement.workers, new),
                             node_info={**placement.node_info, new: NodeInfo(new, "worker", None, None, None)})
-        return sorted(move.shard for move in plan_rebalance(placement))
+        moves = plan_rebalance(placement)
+        after = {shard: placement.node_of_shard(shard) for shard in range(len(placement.nodes))}
+        after.update({move.shard: move.target for move in moves})
+        return sorted(move.shard for move in moves), after
     finally:
         connections.close_all()
 
@@ -482,8 +486,9 @@ def write_results(result, outcome, machine, args, started):
         f"- Server: gunicorn, {args.gunicorn_workers} workers × {args.gunicorn_threads} threads (gthread), production "
         "settings, through pgbouncer, `manage.py maintenance` beside it.",
         f"- Load: Locust, {args.users} users (FastHttpUser, closed loop, wait {args.wait:g} s), class `{LOCUST_CLASS}` of "
-        "benchmarks/locust_rebalance.py: 40% deposits, 20% same-worker and 20% cross-worker purchases (same or other "
-        "worker as placed before the rebalance), 20% item pages of random listings. Each Locust user has its own "
+        "benchmarks/locust_rebalance.py: 40% deposits, 20% same-worker and 20% cross-worker purchases (buyer and seller "
+        "on one worker, or on two, both before and after the rebalance, so the share of two-phase commits stays the "
+        "same as shards move), 20% item pages of random listings. Each Locust user has its own "
         f"demo user on each of {len(outcome['written_shards'])} shards "
         + (f"(the shards the rebalance was predicted to move, {outcome['predicted_text']})" if args.writers == "moved"
            else "(every shard, --writers all)")
@@ -788,9 +793,10 @@ def main():
         run([sys.executable, "-m", "benchmarks.load_prep", "--slots", str(slots), "--out", str(prep_path)],
             env={"CLUSTER_NAME": name})
         prep = json.loads(prep_path.read_text())
-        predicted = predicted_moves(name)
+        predicted, worker_after = predicted_moves(name)
         log(f"== the rebalance should move {len(predicted)} shards: {predicted}")
-        data = run_data(prep, name, "mix", random.Random(1))  # "mix": every slot gets pools of listings to buy
+        # "mix": every slot gets pools of listings to buy, on the same worker (or on another) before and after
+        data = run_data(prep, name, "mix", random.Random(1), worker_after=worker_after)
         shards = predicted if args.writers == "moved" and predicted else list(range(64))
         data["writers"] = writers(prep, shards, args.users)
         written = sorted({slot["shard"] for group in data["writers"] for slot in group})

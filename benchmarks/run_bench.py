@@ -184,27 +184,39 @@ def listed_items(name):
     return rows
 
 
-def run_data(prep, name, scenario, rng):
-    """What the locust users of one run need: the prep, item ids to look at, and pools of listings to buy."""
+def run_data(prep, name, scenario, rng, worker_after=None):
+    """What the locust users of one run need: the prep, item ids to look at, and pools of listings to buy.
+
+    A "same" purchase is between users of one worker, a "cross" one between users of two. With worker_after
+    (shard -> the worker it will be on, for the rebalance benchmark) that holds both before and after the
+    moves, so the mix of one-worker and two-phase purchases does not change as shards move.
+    """
     listings = listed_items(name)
     data = {key: prep[key] for key in ("slots", "partner_keys", "categories")}
     if scenario in PURCHASING:
+        from sharding.ids import shard_of_id
+
+        def place(group, shard):
+            return (group, worker_after[shard]) if worker_after else (group,)
+
         slot_users = {slot["user_id"] for slot in prep["slots"]}
-        by_group = {1: [], 2: []}
+        by_place = {}
         for item_id, user_id, price in listings:
             group = prep["groups"].get(str(user_id))
             if group and user_id not in slot_users:
-                by_group[group].append((item_id, price))
+                by_place.setdefault(place(group, shard_of_id(item_id)), []).append((item_id, price))
         pools = {str(slot["slot"]): {"same": [], "cross": []} for slot in prep["slots"]}
-        for group, items in by_group.items():
+        for where, items in sorted(by_place.items()):
             rng.shuffle(items)
             half = len(items) // 2
             for kind, share in (("same", items[:half]), ("cross", items[half:])):
-                # same: slots of this group buy them; cross: slots of the other group.
-                takers = [s for s in prep["slots"] if (s["group"] == group) == (kind == "same")]
+                # same: slots placed where the sellers are; cross: slots placed elsewhere every time.
+                takers = [s for s in prep["slots"] if (
+                    place(s["group"], s["shard"]) == where if kind == "same"
+                    else all(a != b for a, b in zip(place(s["group"], s["shard"]), where, strict=True)))]
                 per_slot = min(POOL_CAP, len(share) // max(1, len(takers)))
                 for index, slot in enumerate(takers):
-                    pools[str(slot["slot"])][kind] = [[str(i), p] for i, p in share[index * per_slot:(index + 1) * per_slot]]
+                    pools[str(slot["slot"])][kind] += [[str(i), p] for i, p in share[index * per_slot:(index + 1) * per_slot]]
         data["pools"] = pools
     # Items to look at: listings no locust user of this run will buy (a sold item is a 404 to others).
     to_buy = {item_id for pool in data.get("pools", {}).values() for kind in pool.values() for item_id, _ in kind}
