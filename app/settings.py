@@ -111,6 +111,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    "sharding.middleware.RequestDeadlineMiddleware",
     "sharding.middleware.FreshPlacementMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, in production too
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -164,6 +165,9 @@ SHARDING = {
     "RECOVERY_INTERVAL_SECONDS": float(os.environ.get("SHARDING_RECOVERY_INTERVAL_SECONDS", "5")),
     # A node that failed is probed this often; until it answers, requests that need it fail at once (503).
     "BREAKER_PROBE_SECONDS": float(os.environ.get("SHARDING_BREAKER_PROBE_SECONDS", "1")),
+    # A request's transactions send no statement after this many seconds (a 503 instead; 0: no deadline), and
+    # their lock waits end by then: a slow node or a row locked by an in-doubt transaction costs a few seconds.
+    "REQUEST_DEADLINE_SECONDS": float(os.environ.get("SHARDING_REQUEST_DEADLINE_SECONDS", "4")),
     # Failpoints let tests crash a two-phase commit at chosen moments; never in production.
     "FAILPOINTS": False,
 }
