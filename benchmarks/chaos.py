@@ -52,6 +52,8 @@ from pathlib import Path
 
 import psycopg2
 
+from benchmarks import UNTHROTTLED_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
 BIN = Path(sys.executable).parent
@@ -404,8 +406,7 @@ class Run:
         self.url = f"http://127.0.0.1:{free_port()}"
         env = self.env(MARKETPLACE_ENV="production", DJANGO_SETTINGS_MODULE="app.settings",
                        DJANGO_SECRET_KEY="chaos-only-secret-key-" + "x" * 40, DJANGO_SECURE_SSL_REDIRECT="0",
-                       DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost", SITE_URL=self.url,
-                       LOGIN_THROTTLE_RATE="1000/min")
+                       DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost", SITE_URL=self.url, **UNTHROTTLED_ENV)
         server_env = {**env, "CLUSTER_CONFIG": str(self.config_copy)}
         self.server_log = self.workdir / "server.log"
         self.maintenance_log = self.workdir / "maintenance.log"
