@@ -68,7 +68,9 @@ def main():
     for kind, seller_node in (("same-worker", workers[0]), ("cross-worker", workers[1])):
         seller = _client(_user_on(seller_node))
         listings = [
-            _post(seller, "/api/v1/items", {"title": f"round trip {i}", "price": "1.00", "status": "listed"}, key=False)["id"]
+            _post(
+                seller, "/api/v1/items", {"title": f"round trip {i}", "price": "1.00", "status": "listed"}, key=False
+            )["id"]
             for i in range(args.purchases + 1)
         ]
         # The first purchase creates the seller's wallet: not the steady state.

@@ -32,8 +32,12 @@ def _create_accounts(workers, accounts_per_worker):
     for alias in workers:
         with connections[alias].cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
-            cursor.execute(f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))")
-            cursor.execute(f"INSERT INTO {TABLE} SELECT g, 1000000000 FROM generate_series(1, %s) g", [accounts_per_worker])
+            cursor.execute(
+                f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))"
+            )
+            cursor.execute(
+                f"INSERT INTO {TABLE} SELECT g, 1000000000 FROM generate_series(1, %s) g", [accounts_per_worker]
+            )
 
 
 def _drop_accounts(workers):

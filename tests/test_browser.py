@@ -234,13 +234,17 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
     expect(total(buyer, "Bought")).to_have_text("1")
     expect(total(buyer, "Spent")).to_have_text("$125.00")
     # Chart.js drew the chart from the same figures as the table.
-    totals = buyer.evaluate("Chart.getChart('activity-chart').data.datasets.map(s => s.data.reduce((a, b) => a + b, 0))")
+    totals = buyer.evaluate(
+        "Chart.getChart('activity-chart').data.datasets.map(s => s.data.reduce((a, b) => a + b, 0))"
+    )
     assert totals == [0, 125]
     screenshot(buyer, "reports")
     with buyer.expect_download() as download:
         buyer.get_by_role("link", name="Purchases (CSV)").click()
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert [(row["title"], row["price"], row["seller_username"]) for row in rows] == [("Vintage camera", "125.00", "sam")]
+    assert [(row["title"], row["price"], row["seller_username"]) for row in rows] == [
+        ("Vintage camera", "125.00", "sam")
+    ]
 
     # What the pages said is what the nodes hold.
     camera = Item.objects.using(node_for_id(camera_id)).get(id=camera_id)

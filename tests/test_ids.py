@@ -63,7 +63,9 @@ def test_shard_out_of_range_is_refused_by_the_database():
         new_ids(node_of_shard(0), MAX_LOGICAL_SHARDS)
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "-5", "0", "1.5", " 12", "99999999999999999999", "１２", True, None, 0, -1, 2**63, 3.0])
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "-5", "0", "1.5", " 12", "99999999999999999999", "１２", True, None, 0, -1, 2**63, 3.0]
+)
 def test_parse_id_rejects_what_is_not_an_id(bad):
     with pytest.raises(InvalidIdError):
         parse_id(bad)

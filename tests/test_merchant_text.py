@@ -85,7 +85,8 @@ def test_the_web_form_and_the_services_take_them_out_too():
     response = client.post("/sell/", {"title": NASTY_TITLE.replace("\ud800", ""), "description": NASTY_DESCRIPTION,
                                       "price": "5.00", "category": ""})
     assert response.status_code == 302, response.content[:500]
-    (item,) = Item.objects.using(node_for_id(int(response["Location"].strip("/").split("/")[-1]))).filter(user_id=user.id)
+    item_id = int(response["Location"].strip("/").split("/")[-1])
+    (item,) = Item.objects.using(node_for_id(item_id)).filter(user_id=user.id)
     assert (item.title, item.description) == (CLEAN_TITLE, CLEAN_DESCRIPTION)
 
     direct = create_item(user, title=NASTY_TITLE, description=NASTY_DESCRIPTION, price=100)
@@ -127,7 +128,7 @@ def test_tsv_cells_that_a_spreadsheet_would_run_get_a_leading_apostrophe():
     assert response.status_code == 200
     rows = {row["id"]: row for row in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()),
                                                      delimiter="\t")}
-    for item, formula in zip(items, FORMULAS):
+    for item, formula in zip(items, FORMULAS, strict=True):
         assert rows[str(item.id)]["title"] == "'" + formula
         assert rows[str(item.id)]["description"] == "'" + formula
         assert rows[str(item.id)]["price"] == f"{item.price // 100}.{item.price % 100:02d} USD"

@@ -121,9 +121,11 @@ def test_feed_records_hide_what_is_not_public(partner_key):
     listing = create_item(seller, title="Lamp", price=1000)
     with atomic_on_nodes([node_for_user(buyer.id), node_for_id(listing.id)]):
         purchase = buy_listing(buyer, listing.id, 1000)
-    records = {r["id"]: r for r in partner_client(partner_key).get("/api/partner/v1/products", {"page_size": 100}).json()["results"]}
+    products = partner_client(partner_key).get("/api/partner/v1/products", {"page_size": 100}).json()["results"]
+    records = {r["id"]: r for r in products}
     sold = records[str(listing.id)]
-    assert sold["status"] == "sold" and sold["title"] == "Lamp" and sold["seller"] == {"id": str(seller.id), "username": seller.username}
+    assert sold["status"] == "sold" and sold["title"] == "Lamp"
+    assert sold["seller"] == {"id": str(seller.id), "username": seller.username}
     assert sold["link"].endswith(f"/items/{listing.id}/")
     # The buyer's copy is private inventory: only its id and status.
     assert set(records[str(purchase.item_id)]) == {"id", "status", "updated_at"}
@@ -143,8 +145,13 @@ def test_product_detail_and_merchant_feeds(partner_key):
     tsv = client.get("/api/partner/v1/feeds/google.tsv")
     assert tsv.streaming
     lines = b"".join(tsv.streaming_content).decode().splitlines()
-    assert lines[0].split("\t") == ["id", "title", "description", "link", "availability", "price", "condition", "external_seller_id"]
-    assert lines[1:] == [f"{listed.id}\tTea pot\tBlue and white\thttp://127.0.0.1:8000/items/{listed.id}/\tin_stock\t15.00 USD\tused\t{seller.id}"]
+    assert lines[0].split("\t") == [
+        "id", "title", "description", "link", "availability", "price", "condition", "external_seller_id"
+    ]
+    assert lines[1:] == [
+        f"{listed.id}\tTea pot\tBlue and white\thttp://127.0.0.1:8000/items/{listed.id}/"
+        f"\tin_stock\t15.00 USD\tused\t{seller.id}"
+    ]
     xml = b"".join(client.get("/api/partner/v1/feeds/google.xml").streaming_content).decode()
     assert f"<g:id>{listed.id}</g:id>" in xml and "<g:price>15.00 USD</g:price>" in xml and "Secret" not in xml
 
@@ -209,7 +216,9 @@ def test_61st_request_in_a_minute_is_429_across_two_server_processes(partner_key
         time.sleep(60 - time.time() % 60 if time.time() % 60 > 45 else 0)
         headers = {"Authorization": f"Api-Key {partner_key}"}
         statuses = [
-            requests.get(f"http://127.0.0.1:{ports[n % 2]}/api/partner/v1/products?page_size=1", headers=headers, timeout=30)
+            requests.get(
+                f"http://127.0.0.1:{ports[n % 2]}/api/partner/v1/products?page_size=1", headers=headers, timeout=30
+            )
             for n in range(61)
         ]
     finally:

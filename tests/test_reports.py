@@ -116,7 +116,7 @@ def market(clean_marketplace):
             rows = model.objects.using(node_for_user(user.id))
             ids = list(rows.filter(user_id=user.id).order_by("id").values_list("id", flat=True))
             assert len(ids) <= len(TIMES)
-            for row_id, when in zip(ids, TIMES):
+            for row_id, when in zip(ids, TIMES, strict=False):
                 rows.filter(id=row_id).update(created_at=when)
     return Market(users, listings)
 
@@ -133,7 +133,7 @@ def db(direct_connect):
             cursor.execute("SET TIME ZONE 'UTC'")
             cursor.execute(sql, params)
             names = [column.name for column in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     return query
 

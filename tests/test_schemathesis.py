@@ -97,7 +97,9 @@ def partner_headers(clean_marketplace):
 
 
 @pytest.mark.parametrize("operation_id", [name for name in operation_ids() if name not in SKIPPED])
-def test_operation_conforms_to_the_description(operation_id, api_schema, auth_headers, partner_headers, live_server_url):
+def test_operation_conforms_to_the_description(
+    operation_id, api_schema, auth_headers, partner_headers, live_server_url
+):
     operation = api_schema.find_operation_by_id(operation_id)
     headers = partner_headers if operation_id.startswith("partner_") else auth_headers
     cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
@@ -114,7 +116,8 @@ def test_operation_conforms_to_the_description(operation_id, api_schema, auth_he
     def conforms(case):
         case = as_a_client_would(case)
         case.call_and_validate(
-            base_url=live_server_url, headers=None if drops_authorization(case) else headers, checks=CHECKS_ALL, excluded_checks=EXCLUDED.get(operation_id, []),
+            base_url=live_server_url, headers=None if drops_authorization(case) else headers, checks=CHECKS_ALL,
+            excluded_checks=EXCLUDED.get(operation_id, []),
             timeout=60,
         )
 

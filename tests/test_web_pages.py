@@ -6,12 +6,12 @@ import os
 import re
 from datetime import timedelta
 
-import cluster
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.test import Client
 from django.utils import timezone
 
+import cluster
 from app.catalog.models import Item
 from app.catalog.services import create_item
 from app.wallet.models import LedgerEntry
@@ -91,7 +91,9 @@ def test_web_login_counts_against_the_api_login_limit():
     make_user("alice")
     api, web = Client(), Client()
     for _ in range(5):
-        response = api.post("/api/v1/auth/token", {"username": "alice", "password": "wrong"}, content_type="application/json")
+        response = api.post(
+            "/api/v1/auth/token", {"username": "alice", "password": "wrong"}, content_type="application/json"
+        )
         assert response.status_code == 401
     for _ in range(5):
         response = web.post("/login/", {"username": "ALICE", "password": "wrong"})  # usernames count ignoring case
@@ -112,12 +114,15 @@ def test_web_login_counts_against_the_api_login_limit():
 def test_admin_login_has_the_same_limits_and_shares_the_count():
     get_user_model().objects.create_user("bob", "bob@example.com", PASSWORD, is_staff=True)
     admin, api = Client(), Client()
-    for attempt in range(5):
-        response = api.post("/api/v1/auth/token", {"username": "bob", "password": "wrong"}, content_type="application/json")
+    for _attempt in range(5):
+        response = api.post(
+            "/api/v1/auth/token", {"username": "bob", "password": "wrong"}, content_type="application/json"
+        )
         assert response.status_code == 401
     for attempt in range(5):
         response = admin.post("/admin/login/", {"username": " BOB", "password": f"wrong-{attempt}", "next": "/admin/"})
-        assert response.status_code == 200 and "Please enter the correct username and password" in response.content.decode()
+        assert response.status_code == 200
+        assert "Please enter the correct username and password" in response.content.decode()
 
     # The 11th attempt, with the right password: refused, on the admin's own page.
     response = admin.post("/admin/login/", {"username": "bob", "password": PASSWORD, "next": "/admin/"})
@@ -175,7 +180,9 @@ def test_password_change_page_keeps_this_session_and_ends_every_other_one_and_ev
     response = here.post("/account/password/", {"old_password": "wrong", "new_password1": NEW_PASSWORD,
                                                  "new_password2": NEW_PASSWORD})
     assert response.status_code == 200 and "Your old password was entered incorrectly" in response.content.decode()
-    response = here.post("/account/password/", {"old_password": PASSWORD, "new_password1": "123", "new_password2": "123"})
+    response = here.post(
+        "/account/password/", {"old_password": PASSWORD, "new_password1": "123", "new_password2": "123"}
+    )
     assert response.status_code == 200 and "This password is too short" in response.content.decode()
     assert _api_works(token)
 
@@ -201,7 +208,8 @@ def test_password_reset_by_email_link_ends_every_session_and_token(mailoutbox, s
     page(client, "/password-reset/")
 
     response = client.post("/password-reset/", {"email": "nobody@example.com"})
-    assert response.status_code == 302 and response["Location"] == "/password-reset/sent/"  # the same for an unknown address
+    # The same for an unknown address.
+    assert response.status_code == 302 and response["Location"] == "/password-reset/sent/"
     assert len(mailoutbox) == 0
     response = client.post("/password-reset/", {"email": "ALICE@example.com"})
     assert response.status_code == 302 and response["Location"] == "/password-reset/sent/"
@@ -452,8 +460,8 @@ def test_deposit_once_per_form():
     client.force_login(user)
     html = page(client, "/wallet/")
     assert "No money movements yet" in html
-    form = {"csrfmiddlewaretoken": hidden(html, "csrfmiddlewaretoken"), "idempotency_key": hidden(html, "idempotency_key"),
-            "amount": "25.50"}
+    form = {"csrfmiddlewaretoken": hidden(html, "csrfmiddlewaretoken"),
+            "idempotency_key": hidden(html, "idempotency_key"), "amount": "25.50"}
     response = client.post("/wallet/", form, follow=True)
     assert "Deposited $25.50" in response.content.decode()
     client.post("/wallet/", form)
@@ -576,7 +584,9 @@ def test_reports_page_charts_and_tables_sales_and_purchases_per_period_with_csv_
 
     week = page(selling, "/reports/?group_by=week")
     monday = today - timedelta(days=today.weekday())
-    assert re.search(rf'<th scope="row">{monday.isoformat()}</th>\s*<td class="num">2</td><td class="num">\$112.50</td>', week)
+    assert re.search(
+        rf'<th scope="row">{monday.isoformat()}</th>\s*<td class="num">2</td><td class="num">\$112.50</td>', week
+    )
     assert "Week starting" in week and chart_data(week, "activity-chart")["labels"][-1] == monday.isoformat()
     month = page(selling, f"/reports/?group_by=month&from={today.replace(day=1).isoformat()}")
     assert chart_data(month, "activity-chart")["labels"] == [today.strftime("%Y-%m")]
@@ -732,7 +742,11 @@ def test_cluster_page_renders_while_a_worker_is_down():
     html = response.content.decode()
     assert response.status_code == 200
     assert re.search(rf'<th scope="row">{victim}</th>\s*<td>worker</td>.*?status-down">down</span>', html, re.S)
-    assert re.search(rf'<th scope="row">{victim}</th>\s*<td colspan="5"><span class="status status-down">no answer', html)
+    assert re.search(
+        rf'<th scope="row">{victim}</th>\s*<td colspan="5"><span class="status status-down">no answer', html
+    )
     assert f"Total (without {victim})" in html and f"{victim} could not be asked" in html
     others = [w for w in worker_names() if w != victim]
-    assert all(re.search(rf'<th scope="row">{w}</th>\s*<td>worker</td>.*?status-up">up</span>', html, re.S) for w in others)
+    assert all(
+        re.search(rf'<th scope="row">{w}</th>\s*<td>worker</td>.*?status-up">up</span>', html, re.S) for w in others
+    )

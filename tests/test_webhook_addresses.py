@@ -236,7 +236,10 @@ def test_the_settings_of_production_and_of_development():
     from tests.conftest import REPO, server_env
 
     def setting(**env):
-        code = "from django.conf import settings; print(settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES, settings.WEBHOOK_ALLOWED_PORTS)"
+        code = (
+            "from django.conf import settings; "
+            "print(settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES, settings.WEBHOOK_ALLOWED_PORTS)"
+        )
         result = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
             env={**server_env(), "DJANGO_SETTINGS_MODULE": "app.settings", "DJANGO_SECRET_KEY": "k" * 50,

@@ -149,7 +149,9 @@ def test_every_change_is_delivered_signed(receiver):
         event = json.loads(body)
         assert headers["Content-Type"] == "application/json"
         assert headers["X-Marketplace-Event-Id"] == event["id"]
-        assert verify_signature(endpoint["secret"], headers["X-Marketplace-Timestamp"], body, headers["X-Marketplace-Signature"])
+        assert verify_signature(
+            endpoint["secret"], headers["X-Marketplace-Timestamp"], body, headers["X-Marketplace-Signature"]
+        )
         assert set(event) == {"id", "type", "created_at", "data"}
     sold = next(b for b in bodies if b["type"] == "listing.sold")
     assert sold["data"]["status"] == "sold" and sold["data"]["price"] == "25.00"
@@ -186,7 +188,10 @@ def test_receiver_down_then_back(receiver):
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     endpoint = register(client, receiver.url)
-    items = [create_item(user, title=f"Bike {n}", price=5000) for n, user in enumerate(u for us in users.values() for u in us)]
+    items = [
+        create_item(user, title=f"Bike {n}", price=5000)
+        for n, user in enumerate(u for us in users.values() for u in us)
+    ]
 
     receiver.down = True
     dispatch_events()
@@ -213,7 +218,10 @@ def test_receiver_down_then_back(receiver):
     assert delivered_ids == {str(d.event_id) for d in deliveries}
     assert len(delivered_ids) == len(items)
     for r in receiver.received:  # retries are signed afresh, with the same event id
-        assert verify_signature(endpoint["secret"], r["headers"]["X-Marketplace-Timestamp"], r["body"], r["headers"]["X-Marketplace-Signature"])
+        assert verify_signature(
+            endpoint["secret"], r["headers"]["X-Marketplace-Timestamp"], r["body"],
+            r["headers"]["X-Marketplace-Signature"],
+        )
     assert WebhookEndpoint.objects.get(id=endpoint["id"]).consecutive_failures == 0
 
 
@@ -299,7 +307,9 @@ def test_two_dispatchers_never_double_dispatch(receiver):
 
 
 def test_signature_helpers():
-    body = event_body(type("E", (), {"id": 7, "event_type": "listing.sold", "created_at": timezone.now(), "payload": {"a": 1}})())
+    body = event_body(
+        type("E", (), {"id": 7, "event_type": "listing.sold", "created_at": timezone.now(), "payload": {"a": 1}})()
+    )
     now = int(time.time())
     assert verify_signature("s3cret", now, body, sign("s3cret", now, body))
     assert verify_signature("s3cret", str(now), body.decode(), sign("s3cret", now, body))
@@ -340,7 +350,8 @@ def test_api_rejects_bad_input(payload):
 
 
 def test_production_requires_public_https_on_a_usual_port(settings):
-    settings.PRODUCTION, settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True, False  # as app.settings has them in production
+    # As app.settings has them in production.
+    settings.PRODUCTION, settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True, False
     _, client = make_partner("acme")
     for url in (
         "http://hooks.example.com/x", "https://127.0.0.1/x", "https://localhost/x", "https://10.0.0.5/x",
@@ -422,7 +433,9 @@ def test_an_outcome_is_recorded_only_while_the_claim_is_ours(receiver, monkeypat
 
     def slow_post(endpoint, event, timeout):  # the lease ran out meanwhile and another process claimed the delivery
         try:
-            WebhookDelivery.objects.using(node_for_user(seller.id)).update(next_attempt_at=timezone.now() + timedelta(hours=5))
+            WebhookDelivery.objects.using(node_for_user(seller.id)).update(
+                next_attempt_at=timezone.now() + timedelta(hours=5)
+            )
         finally:
             connections.close_all()  # this runs in a sending thread
         return real_post(endpoint, event, timeout)

@@ -17,9 +17,14 @@ User = get_user_model()
 
 def _taken(username, email):
     if User.objects.filter(username__iexact=username).exists():
-        return Conflict("This username is taken.", code="username_taken", details={"username": ["This username is taken."]})
+        return Conflict(
+            "This username is taken.", code="username_taken", details={"username": ["This username is taken."]}
+        )
     if User.objects.filter(email__iexact=email).exists():
-        return Conflict("An account with this email exists.", code="email_taken", details={"email": ["This email is already registered."]})
+        return Conflict(
+            "An account with this email exists.", code="email_taken",
+            details={"email": ["This email is already registered."]},
+        )
     return None
 
 
@@ -65,7 +70,9 @@ def issue_token(user, client=""):
 
 def _keep_newest_tokens(user, limit):
     tokens = AuthToken.objects.filter(user=user)
-    keep = tokens.order_by(Coalesce("last_used", "created").desc(), F("created").desc()).values_list("digest", flat=True)
+    keep = tokens.order_by(Coalesce("last_used", "created").desc(), F("created").desc()).values_list(
+        "digest", flat=True
+    )
     tokens.exclude(digest__in=list(keep[:limit])).delete()
 
 

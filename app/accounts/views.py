@@ -57,7 +57,8 @@ class TokenView(APIView):
         params.is_valid(raise_exception=True)
         user = authenticate(request, **params.validated_data)
         if user is None:
-            # A ServiceError, not DRF's AuthenticationFailed: this view has no authenticator, and DRF would make that a 403.
+            # A ServiceError, not DRF's AuthenticationFailed: this view has no authenticator, and DRF would make
+            # that a 403.
             raise ServiceError("Wrong username or password.", code="authentication_failed", status=401)
         token, instance = services.issue_token(user, client=request.headers.get("User-Agent", ""))
         return Response(TokenOut({"token": token, "expiry": instance.expiry}).data)

@@ -14,7 +14,10 @@ def _clean_fields(fields):
     """Titles, descriptions and categories as they are stored: without control characters (app.core.text),
     whoever calls (the API and the web forms have cleaned them already; seeders and scripts may not have)."""
     cleaned = {
-        name: clean_text(value, multiline=name == "description") if name in ("title", "description", "category") else value
+        name: (
+            clean_text(value, multiline=name == "description")
+            if name in ("title", "description", "category") else value
+        )
         for name, value in fields.items()
     }
     if "title" in cleaned and not str(cleaned["title"]).strip():

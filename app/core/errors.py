@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from sharding.breaker import note_failure, retry_after_seconds, unavailable_nodes
-from sharding.errors import FanOutError, InvalidCursorError
+from sharding.errors import InvalidCursorError
 from sharding.transactions import LockTimeoutError, ShardMovedError
 
 
@@ -71,17 +71,17 @@ def exception_handler(exc, context):
             status=503, headers={"Retry-After": str(retry_after_seconds())},
         )
     if isinstance(exc, (LockTimeoutError, ShardMovedError)):
-        return Response(error_body("try_again", "The resource is busy; try again."), status=503, headers={"Retry-After": "1"})
+        return Response(
+            error_body("try_again", "The resource is busy; try again."), status=503, headers={"Retry-After": "1"}
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # an unexpected error: Django's 500 handling (and logging) takes over
-    for exc_class, code, message in _DRF_CODES:
-        if isinstance(exc, exc_class):
-            break
-    else:
-        code, message = "error", None
+    code, message = next(
+        ((code, message) for exc_class, code, message in _DRF_CODES if isinstance(exc, exc_class)), ("error", None)
+    )
     details = exc.detail if isinstance(exc, exceptions.ValidationError) else {}
     if isinstance(details, list):
         details = {"non_field_errors": details}

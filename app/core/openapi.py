@@ -209,7 +209,9 @@ class TokenAuthScheme(OpenApiAuthenticationExtension):
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):
-        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix=self.target.authenticate_header(None))
+        return build_bearer_security_scheme_object(
+            header_name="Authorization", token_prefix=self.target.authenticate_header(None)
+        )
 
 
 _HEALTH = {

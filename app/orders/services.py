@@ -66,6 +66,8 @@ def buy_listing(buyer, listing_id: int, expected_price: int) -> Purchase:
         user_id=listing.user_id, item_id=listing.id, purchase_id=purchase.id, buyer_id=buyer.id,
         buyer_username=buyer.username, title=listing.title, category=listing.category, price=listing.price,
     )
-    purchase.buyer_balance = post_entry(wallets[buyer.id], -listing.price, LedgerEntry.PURCHASE, purchase.id).balance_after
+    purchase.buyer_balance = post_entry(
+        wallets[buyer.id], -listing.price, LedgerEntry.PURCHASE, purchase.id
+    ).balance_after
     post_entry(wallets[listing.user_id], listing.price, LedgerEntry.SALE, sale.id)
     return purchase

@@ -21,7 +21,13 @@ from app.wallet.serializers import LedgerEntryOut
 
 from . import selectors
 from .serializers import (
-    COUNT_AND_AMOUNT, TRANSACTION_FIGURES, PlatformReportOut, ReportParams, figures_out, user_report_out, valid_params,
+    COUNT_AND_AMOUNT,
+    TRANSACTION_FIGURES,
+    PlatformReportOut,
+    ReportParams,
+    figures_out,
+    user_report_out,
+    valid_params,
 )
 
 

@@ -144,7 +144,7 @@ def cluster_overview():
         "workers": workers,
         "tables": [label for label, _ in COUNTED_TABLES],
         # Over the workers that answered; the page says when one did not.
-        "total_rows": [sum(column) for column in zip(*answered)] if answered else None,
+        "total_rows": [sum(column) for column in zip(*answered, strict=True)] if answered else None,
         "silent_workers": [node.name for node in workers if node.row_counts is None],
         "in_doubt": sorted((entry for node in workers for entry in node.in_doubt or []), key=lambda e: -e.age_seconds),
         "placement_version": placement.version,

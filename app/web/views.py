@@ -387,7 +387,9 @@ def register(request):
             form.add_error(field, error.message)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome, {user.username}! Deposit some money to start buying, or sell something.")
+            messages.success(
+                request, f"Welcome, {user.username}! Deposit some money to start buying, or sell something."
+            )
             return redirect("web:dashboard")
     return render(request, "web/register.html", {"form": form})
 
@@ -438,7 +440,8 @@ def reports(request):
             ("Purchases", {row["period"]: row["purchases"]["amount"] for row in activity["periods"]}),
         ]),
         csv_links=[(label, _csv_url(url_name, params)) for label, url_name in [
-            ("Sales", "reports:sales"), ("Purchases", "reports:purchases"), ("Wallet transactions", "reports:transactions"),
+            ("Sales", "reports:sales"), ("Purchases", "reports:purchases"),
+            ("Wallet transactions", "reports:transactions"),
         ]],
     )
     return render(request, "web/reports.html", context)
@@ -452,7 +455,9 @@ def platform_report_page(request):
     try:
         report = platform_report(params["from"], params["to"], params["group_by"])
     except FanOutError as error:
-        context["errors"] = {"non_field_errors": [f"Some workers did not answer ({', '.join(error.nodes)}); try again."]}
+        context["errors"] = {
+            "non_field_errors": [f"Some workers did not answer ({', '.join(error.nodes)}); try again."]
+        }
         return render(request, "web/platform_report.html", context, status=503)
     context.update(
         report=report,

@@ -15,7 +15,10 @@ def other_worker(alias):
 
 def rows_by_worker(db_rows, table, column, value):
     """{worker: number of rows of `table` whose `column` = value} on every worker."""
-    return {name: db_rows(name, f"SELECT count(*) FROM {table} WHERE {column} = %s", [int(value)])[0][0] for name in worker_names()}
+    return {
+        name: db_rows(name, f"SELECT count(*) FROM {table} WHERE {column} = %s", [int(value)])[0][0]
+        for name in worker_names()
+    }
 
 
 def only_on(counts, alias, expected):
