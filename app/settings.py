@@ -145,7 +145,7 @@ TEMPLATES = [
 CLUSTER_CONFIG_PATH = default_config_path(BASE_DIR)
 CLUSTER_CONFIG = load_cluster_config(CLUSTER_CONFIG_PATH)
 DATABASES = database_settings(CLUSTER_CONFIG, direct=env_flag("DB_DIRECT", False))
-DATABASE_ROUTERS = ["sharding.router.ShardRouter"]
+DATABASE_ROUTERS = ["sharding.db_router.ShardRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SHARDING = {

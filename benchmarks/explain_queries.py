@@ -21,7 +21,7 @@ def main():
     from app.catalog.selectors import inventory_of
     from app.orders.selectors import purchases_of, sales_of
     from app.wallet.selectors import ledger_of
-    from sharding.routing import all_workers, node_for_user
+    from sharding.placement import all_workers, node_for_user
 
     alias = all_workers()[0]
     with connections[alias].cursor() as cursor:

@@ -85,7 +85,7 @@ def main():
     from app.accounts.services import issue_token
     from app.wallet.models import Wallet
     from app.wallet.services import deposit
-    from sharding.routing import all_workers, node_for_user, shard_of
+    from sharding.placement import all_workers, node_for_user, shard_of
     from sharding.transactions import atomic_on_nodes
 
     started = time.monotonic()

@@ -125,8 +125,8 @@ def predicted_moves(name):
     django.setup()
     from django.db import connections
 
+    from sharding.placement import NodeInfo, current_placement
     from sharding.rebalance import plan_rebalance
-    from sharding.routing import NodeInfo, current_placement
 
     try:
         placement = current_placement()

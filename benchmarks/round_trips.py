@@ -22,7 +22,7 @@ from cluster import bouncer
 def _user_on(alias):
     from django.contrib.auth.models import User
 
-    from sharding.routing import node_for_user
+    from sharding.placement import node_for_user
 
     while True:
         user = User.objects.create_user(f"rt{uuid.uuid4().hex[:12]}", password=uuid.uuid4().hex)
@@ -57,7 +57,7 @@ def main():
     _setup_django()
     from django.conf import settings
 
-    from sharding.routing import all_workers
+    from sharding.placement import all_workers
 
     workers = all_workers()
     if len(workers) < 2:

@@ -191,7 +191,7 @@ def measure(args):
     _setup_django()
     from django.conf import settings
 
-    from sharding.routing import all_workers
+    from sharding.placement import all_workers
 
     workers = all_workers()
     queries = build_queries(args.warmup + args.queries, args.seed)

@@ -98,7 +98,7 @@ def main():
     parser.add_argument("--warmup", type=float, default=2.0)
     args = parser.parse_args()
     _setup_django()
-    from sharding.routing import all_workers
+    from sharding.placement import all_workers
 
     workers = all_workers()
     if len(workers) < 2:

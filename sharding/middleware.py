@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from .deadline import deadline_after
-from .routing import check_placement_at_next_lookup
+from .placement import check_placement_at_next_lookup
 
 
 class FreshPlacementMiddleware:

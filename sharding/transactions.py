@@ -49,7 +49,7 @@ from .config import COORDINATOR_ALIAS
 from .deadline import seconds_left
 from .errors import ShardingError
 from .fencing import is_moved_error
-from .routing import all_workers, check_node, invalidate_placement
+from .placement import all_workers, check_node, invalidate_placement
 
 logger = logging.getLogger("sharding.transactions")
 

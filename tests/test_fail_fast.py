@@ -20,7 +20,7 @@ from app.partners.keys import issue_key
 from app.partners.models import Partner
 from sharding import breaker
 from sharding.breaker import NodeUnavailableError
-from sharding.routing import all_workers, node_for_user
+from sharding.placement import all_workers, node_for_user
 from tests.conftest import REPO, server_env, worker_names
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")

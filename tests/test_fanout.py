@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from sharding.cursors import decode_cursor, encode_cursor
 from sharding.errors import FanOutError, InvalidCursorError
 from sharding.fanout import fan_out, fan_out_page, merge_ordered
-from sharding.routing import all_workers, node_for_user
+from sharding.page_tokens import decode_cursor, encode_cursor
+from sharding.placement import all_workers, node_for_user
 from tests.shardtest.models import Note
 
 pytestmark = pytest.mark.usefixtures("clean_shardtest")

@@ -16,7 +16,7 @@ from app.catalog.models import Item
 from app.catalog.services import create_item, update_item
 from app.partners.keys import issue_key
 from app.partners.models import Partner
-from sharding.routing import all_workers, node_for_id
+from sharding.placement import all_workers, node_for_id
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 

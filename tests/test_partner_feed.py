@@ -16,7 +16,7 @@ from app.orders.services import buy_listing
 from app.partners.keys import issue_key, revoke_key
 from app.partners.models import ApiKey, Partner
 from app.wallet.services import deposit
-from sharding.routing import all_workers, node_for_id, node_for_user
+from sharding.placement import all_workers, node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")

@@ -22,7 +22,7 @@ from app.orders.services import buy_listing
 from app.reports import selectors
 from app.wallet.models import LedgerEntry
 from app.wallet.services import deposit
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 from tests.conftest import worker_names
 

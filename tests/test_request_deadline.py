@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from app.wallet.models import LedgerEntry, Wallet
 from app.wallet.services import deposit_funds
 from sharding.deadline import DeadlineExceededError, deadline_after
-from sharding.routing import all_workers, node_for_user
+from sharding.placement import all_workers, node_for_user
 from sharding.transactions import atomic_on_nodes
 from tests.bank import balances, open_account
 from tests.test_two_phase_commit import prepared_everywhere, users_on

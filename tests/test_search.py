@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from app.catalog.models import Item
 from app.catalog.search import WORD_SIMILARITY_THRESHOLD
 from sharding.config import direct_dsn
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 from tests.conftest import worker_names
 
 NOUNS = ["laptop", "camera", "guitar", "bicycle", "novel", "teapot", "drill", "jacket", "lamp", "record"]

@@ -14,7 +14,7 @@ from django.db.models import Sum
 from app.catalog.models import Item
 from app.orders.models import Purchase, Sale
 from app.wallet.models import LedgerEntry, Wallet
-from sharding.routing import all_workers, node_for_user
+from sharding.placement import all_workers, node_for_user
 from tests.conftest import REPO
 
 

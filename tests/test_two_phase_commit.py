@@ -14,8 +14,8 @@ import cluster
 from cluster import bouncer
 from sharding import failpoints
 from sharding.models import TransactionDecision
+from sharding.placement import all_workers, node_for_user
 from sharding.recovery import in_doubt_transactions, recover_in_doubt_transactions
-from sharding.routing import all_workers, node_for_user
 from sharding.transactions import LockTimeoutError, atomic_on_nodes
 from tests.bank import InsufficientFunds, balances, open_account, transfer
 from tests.conftest import coordinator_name

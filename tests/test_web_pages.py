@@ -17,7 +17,7 @@ from app.catalog.services import create_item
 from app.wallet.models import LedgerEntry
 from app.wallet.selectors import balance_of, ledger_of
 from app.wallet.services import deposit
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes, make_gid
 from tests.conftest import worker_names
 

@@ -18,7 +18,7 @@ from app.partners.keys import issue_key
 from app.partners.models import Partner, WebhookDelivery, WebhookEndpoint
 from app.partners.webhooks import deliver_due, dispatch_events, event_body, run_webhooks, sign, verify_signature
 from app.wallet.services import deposit
-from sharding.routing import all_workers, node_for_id, node_for_user
+from sharding.placement import all_workers, node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")

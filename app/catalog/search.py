@@ -14,9 +14,9 @@ from django.db import connections
 from django.db.models import F, FloatField, Q
 from django.db.models.functions import Cast
 
-from sharding.cursors import keyset_after
 from sharding.fanout import fan_out_page
-from sharding.routing import node_for_user
+from sharding.page_tokens import keyset_after
+from sharding.placement import node_for_user
 
 from .models import Item
 

@@ -1,5 +1,5 @@
 from app.core.errors import NotFound
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 
 from .models import Item
 

@@ -3,7 +3,7 @@ from django.db import transaction
 
 from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.text import clean_text
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import retry_when_moved
 
 from .events import record_deletion, record_listing_event

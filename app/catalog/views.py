@@ -8,9 +8,9 @@ from app.core.fields import ID_PATTERN
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated, partial_page
 from app.core.pagination import PageParams, newest_first_page, page_params, query_data
 from app.core.throttling import ThrottledAfterValidation
-from sharding.cursors import decode_cursor
 from sharding.errors import InvalidIdError
-from sharding.routing import parse_routable_id
+from sharding.page_tokens import decode_cursor
+from sharding.placement import parse_routable_id
 
 from . import selectors, services
 from .search import SORTS, ListingQuery, search_listings

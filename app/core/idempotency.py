@@ -15,7 +15,7 @@ from typing import NamedTuple
 from django.db import transaction
 from django.utils import timezone
 
-from sharding.routing import all_workers, node_for_user
+from sharding.placement import all_workers, node_for_user
 from sharding.transactions import atomic_on_nodes
 
 from .errors import ServiceError

@@ -2,7 +2,7 @@
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from sharding.cursors import decode_cursor, encode_cursor
+from sharding.page_tokens import decode_cursor, encode_cursor
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

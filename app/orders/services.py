@@ -15,7 +15,7 @@ from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
 from app.wallet.models import LedgerEntry
 from app.wallet.services import lock_wallets, post_entry
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import retry_when_moved
 
 from .models import Purchase, Sale

@@ -20,7 +20,7 @@ from django.db.models import Q
 
 from app.catalog.events import PUBLIC_STATUSES, public_listing
 from app.catalog.models import Item, ItemTombstone
-from sharding.cursors import encode_cursor, keyset_after
+from sharding.page_tokens import encode_cursor, keyset_after
 from sharding.fanout import fan_out_page, merge_ordered
 
 PREPARED_MARGIN_SECONDS = 60  # longest a transaction may run before its PREPARE

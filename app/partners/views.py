@@ -12,7 +12,7 @@ from app.core.errors import NotFound
 from app.core.negotiation import FirstRendererAlways
 from app.core.openapi import PAGE_ERRORS, TRY_AGAIN, errors
 from app.core.pagination import PageParams, page_params, query_data
-from sharding.routing import node_for_id
+from sharding.placement import node_for_id
 
 from . import merchant
 from .auth import ApiKeyAuthentication, HasScope, PartnerKeyRateThrottle

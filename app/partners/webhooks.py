@@ -50,7 +50,7 @@ from django.utils import timezone
 
 from app.catalog.models import ListingEvent
 from app.core.errors import NotFound, ServiceError
-from sharding.routing import all_workers, node_for_id
+from sharding.placement import all_workers, node_for_id
 from sharding.transactions import retry_when_moved
 
 from .http import PostFailed, is_public_address, post_bounded

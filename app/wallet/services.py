@@ -8,7 +8,7 @@ from django.utils import timezone
 from app.core.errors import PaymentRequired, ServiceError
 from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 from sharding.transactions import retry_when_moved
 
 from .models import LedgerEntry, Wallet

@@ -10,13 +10,13 @@ from app.core.errors import NotFound
 from app.orders.models import Purchase, Sale
 from app.reports.selectors import PURCHASES, SALES, summarize, user_rows
 from app.wallet.models import LedgerEntry, Wallet
-from sharding.cursors import decode_cursor, encode_cursor
 from sharding.errors import InvalidCursorError, InvalidIdError
 from sharding.fanout import fan_out
 from sharding.health import node_health
 from sharding.moves import moves_overview
+from sharding.page_tokens import decode_cursor, encode_cursor
+from sharding.placement import coordinator, current_placement
 from sharding.recovery import in_doubt_transactions
-from sharding.routing import coordinator, current_placement
 
 
 def item_for(item_id, viewer_id=None):

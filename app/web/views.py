@@ -31,7 +31,7 @@ from app.reports.serializers import ReportParams
 from app.wallet import services as wallet
 from app.wallet.selectors import balance_of, ledger_of
 from sharding.errors import FanOutError, InvalidCursorError, InvalidIdError
-from sharding.routing import parse_routable_id
+from sharding.placement import parse_routable_id
 from sharding.transactions import LockTimeoutError
 
 from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm

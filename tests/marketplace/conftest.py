@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 from tests.conftest import (  # noqa: F401 - SERVER_LOG stays importable from here
     MARKETPLACE_WORKER_TABLES,
     REPO,

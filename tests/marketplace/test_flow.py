@@ -1,7 +1,7 @@
 """End to end over HTTP: register, deposit, list, buy, re-list, buy again; rows on the right workers."""
 import pytest
 
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 from tests.conftest import worker_names
 
 from .conftest import assert_error, describe, is_id, run_manage

@@ -25,7 +25,7 @@ from sharding import failpoints
 from sharding.config import COORDINATOR_ALIAS
 from sharding.fencing import sharded_tables
 from sharding.models import ShardMove
-from sharding.routing import current_placement, invalidate_placement, shard_of
+from sharding.placement import current_placement, invalidate_placement, shard_of
 from tests.conftest import REPO, server_env
 
 from .conftest import assert_error, cents, describe, new_key, run_manage
@@ -91,7 +91,7 @@ def leftovers():
 
 
 def direct_params(name):
-    from sharding.routing import direct_connection_params
+    from sharding.placement import direct_connection_params
 
     return direct_connection_params(name)
 

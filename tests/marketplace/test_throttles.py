@@ -128,7 +128,7 @@ def api_client(user, **extra):
 
 def fund(user, amount=100_000):
     from app.wallet.services import deposit
-    from sharding.routing import node_for_user
+    from sharding.placement import node_for_user
     from sharding.transactions import atomic_on_nodes
 
     with atomic_on_nodes([node_for_user(user.id)]):

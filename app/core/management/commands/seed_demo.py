@@ -21,7 +21,7 @@ from app.core.errors import ServiceError
 from app.orders.services import buy_listing
 from app.wallet.services import deposit
 from sharding.fanout import fan_out
-from sharding.routing import all_workers, node_for_id, node_for_user
+from sharding.placement import all_workers, node_for_id, node_for_user
 from sharding.transactions import LockTimeoutError, atomic_on_nodes
 
 User = get_user_model()
