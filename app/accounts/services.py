@@ -8,6 +8,8 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from app.accounts.error_codes import AccountErrorCode
+from app.core.error_codes import CommonErrorCode
 from app.core.errors import Conflict, ServiceError
 
 from .models import AuthToken
@@ -18,11 +20,12 @@ User = get_user_model()
 def _taken(username, email):
     if User.objects.filter(username__iexact=username).exists():
         return Conflict(
-            "This username is taken.", code="username_taken", details={"username": ["This username is taken."]}
+            "This username is taken.", code=AccountErrorCode.USERNAME_TAKEN,
+            details={"username": ["This username is taken."]},
         )
     if User.objects.filter(email__iexact=email).exists():
         return Conflict(
-            "An account with this email exists.", code="email_taken",
+            "An account with this email exists.", code=AccountErrorCode.EMAIL_TAKEN,
             details={"email": ["This email is already registered."]},
         )
     return None
@@ -37,7 +40,8 @@ def register_user(*, username, email, password):
             return User.objects.create_user(username=username, email=email, password=password)
     except IntegrityError:
         # Someone registered the same name or email at the same moment (case-insensitive unique indexes).
-        raise _taken(username, email) or Conflict("This username or email is taken.", code="username_taken") from None
+        taken = _taken(username, email)
+        raise taken or Conflict("This username or email is taken.", code=AccountErrorCode.USERNAME_TAKEN) from None
 
 
 def change_password(user, *, old_password, new_password):
@@ -47,12 +51,12 @@ def change_password(user, *, old_password, new_password):
     the old password; a caller that wants to keep its own session calls update_session_auth_hash.
     """
     if not user.check_password(old_password):
-        raise ServiceError("The old password is wrong.", code="wrong_password",
+        raise ServiceError("The old password is wrong.", code=AccountErrorCode.WRONG_PASSWORD,
                            details={"old_password": ["The old password is wrong."]})
     try:
         validate_password(new_password, user=user)
     except DjangoValidationError as exc:
-        raise ServiceError("The request has invalid fields.", code="validation_error",
+        raise ServiceError("The request has invalid fields.", code=CommonErrorCode.VALIDATION_ERROR,
                            details={"new_password": list(exc.messages)}) from None
     user.set_password(new_password)
     user.save(update_fields=["password"])

@@ -1,6 +1,8 @@
 """Writes to a user's items (on the owner's node)."""
 from django.db import transaction
 
+from app.catalog.error_codes import CatalogErrorCode
+from app.core.error_codes import CommonErrorCode
 from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.text import clean_text
 from sharding.placement import node_for_id, node_for_user
@@ -21,7 +23,8 @@ def _clean_fields(fields):
         for name, value in fields.items()
     }
     if "title" in cleaned and not str(cleaned["title"]).strip():
-        raise ServiceError("A title must have some text.", code="validation_error", details={"title": ["Blank."]})
+        raise ServiceError("A title must have some text.", code=CommonErrorCode.VALIDATION_ERROR,
+                           details={"title": ["Blank."]})
     return cleaned
 
 
@@ -44,7 +47,7 @@ def _lock_own_item(owner_id, item_id):
     if item is None:
         raise NotFound("No such item.")
     if item.status == Item.SOLD:
-        raise Conflict("This item has been sold and can no longer be changed.", code="item_sold")
+        raise Conflict("This item has been sold and can no longer be changed.", code=CatalogErrorCode.ITEM_SOLD)
     return item
 
 
@@ -55,9 +58,10 @@ EDITABLE_FIELDS = ("title", "description", "price", "category", "status")
 def update_item(owner_id, item_id, changes):
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ServiceError(f"These fields can't be changed: {', '.join(sorted(unknown))}.", code="validation_error")
+        raise ServiceError(f"These fields can't be changed: {', '.join(sorted(unknown))}.",
+                           code=CommonErrorCode.VALIDATION_ERROR)
     if changes.get("status") not in (None, Item.LISTED, Item.UNLISTED):
-        raise ServiceError("status must be listed or unlisted.", code="validation_error")
+        raise ServiceError("status must be listed or unlisted.", code=CommonErrorCode.VALIDATION_ERROR)
     changes = _clean_fields(changes)
     with transaction.atomic(using=node_for_id(item_id)):
         item = _lock_own_item(owner_id, item_id)

@@ -3,6 +3,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.catalog.error_codes import CatalogErrorCode
+from app.core.error_codes import CommonErrorCode
 from app.core.errors import NotFound
 from app.core.fields import ID_PATTERN
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated, partial_page
@@ -25,6 +27,8 @@ def item_id_from_url(raw):
 
 
 # Any other string is a 404, like an id that names no item.
+NOT_FOUND = (404, CommonErrorCode.NOT_FOUND)
+ITEM_SOLD = (409, CatalogErrorCode.ITEM_SOLD)
 ITEM_ID = OpenApiParameter("item_id", str, OpenApiParameter.PATH, pattern=ID_PATTERN, description="The item's id.")
 
 
@@ -60,7 +64,9 @@ class ItemDetailView(APIView):
     @extend_schema(
         summary="An item: anyone sees a listed one, only its owner an unlisted or sold one",
         parameters=[ITEM_ID],
-        responses={200: ItemOut, **errors((401, "authentication_failed"), (404, "not_found"))},
+        responses={
+            200: ItemOut, **errors((401, CommonErrorCode.AUTHENTICATION_FAILED), (404, CommonErrorCode.NOT_FOUND)),
+        },
     )
     def get(self, request, item_id):
         viewer = request.user.id if request.user.is_authenticated else None
@@ -72,7 +78,7 @@ class ItemDetailView(APIView):
         request=ItemChangesIn,
         responses={
             200: ItemOut,
-            **errors(BAD_BODY, NEEDS_LOGIN, (404, "not_found"), (409, "item_sold"), TRY_AGAIN),
+            **errors(BAD_BODY, NEEDS_LOGIN, NOT_FOUND, ITEM_SOLD, TRY_AGAIN),
         },
     )
     def patch(self, request, item_id):
@@ -84,7 +90,7 @@ class ItemDetailView(APIView):
     @extend_schema(
         summary="Delete my item",
         parameters=[ITEM_ID],
-        responses={204: None, **errors(NEEDS_LOGIN, (404, "not_found"), (409, "item_sold"), TRY_AGAIN)},
+        responses={204: None, **errors(NEEDS_LOGIN, NOT_FOUND, ITEM_SOLD, TRY_AGAIN)},
     )
     def delete(self, request, item_id):
         services.delete_item(request.user.id, item_id_from_url(item_id))
@@ -106,7 +112,7 @@ class ListingSearchView(ThrottledAfterValidation, APIView):
         parameters=[ListingSearchIn, PageParams],
         responses={
             200: partial_page(ItemOut),
-            **errors(PAGE_ERRORS, (401, "authentication_failed"), TRY_AGAIN),
+            **errors(PAGE_ERRORS, (401, CommonErrorCode.AUTHENTICATION_FAILED), TRY_AGAIN),
         },
         description=(
             "Full-text search of titles and descriptions, with typo-tolerant title matching. `sort`: `relevance` "

@@ -2,6 +2,7 @@
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
+from app.core.error_codes import CommonErrorCode
 from sharding.breaker import note_failure, retry_after_seconds, unavailable_nodes
 
 from .errors import error_body
@@ -21,7 +22,8 @@ class NodeUnavailableMiddleware:
             return None
         headers = {"Retry-After": str(retry_after_seconds())}
         if request.path.startswith(("/api/", "/health")):
-            body = error_body("try_again", "A data node is unavailable; try again shortly.", {"nodes": nodes})
+            body = error_body(CommonErrorCode.TRY_AGAIN, "A data node is unavailable; try again shortly.",
+                              {"nodes": nodes})
             return JsonResponse(body, status=503, headers=headers)
         response = TemplateResponse(request, "503.html", status=503, headers=headers)
         return response.render()

@@ -13,6 +13,7 @@ from app.catalog.models import Item, ListingEvent
 from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
+from app.orders.error_codes import OrderErrorCode
 from app.wallet.models import LedgerEntry
 from app.wallet.services import lock_wallets, post_entry
 from sharding.placement import node_for_id, node_for_user
@@ -41,13 +42,13 @@ def buy_listing(buyer, listing_id: int, expected_price: int) -> Purchase:
     if listing is None:
         raise NotFound("No such listing.")
     if listing.user_id == buyer.id:
-        raise ServiceError("You can't buy your own item.", code="own_item")
+        raise ServiceError("You can't buy your own item.", code=OrderErrorCode.OWN_ITEM)
     if listing.status != Item.LISTED:
-        raise Conflict("This item is no longer for sale.", code="item_not_available")
+        raise Conflict("This item is no longer for sale.", code=OrderErrorCode.ITEM_NOT_AVAILABLE)
     if listing.price != expected_price:
         raise Conflict(
             "The price has changed since you saw it; check the new price and try again.",
-            code="price_changed", details={"price": format_money(listing.price)},
+            code=OrderErrorCode.PRICE_CHANGED, details={"price": format_money(listing.price)},
         )
     wallets = lock_wallets(buyer.id, listing.user_id)
 

@@ -5,9 +5,10 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from app.core.errors import PaymentRequired, ServiceError
+from app.core.errors import ServiceError
 from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
+from app.wallet.error_codes import WalletErrorCode
 from sharding.placement import node_for_user
 from sharding.transactions import retry_when_moved
 
@@ -32,10 +33,14 @@ def lock_wallets(*user_ids):
     return locked
 
 
+class InsufficientFunds(ServiceError):
+    status, code = 402, WalletErrorCode.INSUFFICIENT_FUNDS
+
+
 def post_entry(wallet, amount, kind, reference_id=None):
     """Change a locked wallet's balance by `amount` (signed minor units) and record it in the ledger."""
     if wallet.balance + amount < 0:
-        raise PaymentRequired(
+        raise InsufficientFunds(
             "Your balance is too low for this purchase; deposit funds first.",
             details={"balance": format_money(wallet.balance), "needed": format_money(-amount)},
         )
@@ -48,7 +53,7 @@ def post_entry(wallet, amount, kind, reference_id=None):
 
 
 class DepositLimitExceeded(ServiceError):
-    status, code = 422, "deposit_limit_exceeded"
+    status, code = 422, WalletErrorCode.DEPOSIT_LIMIT_EXCEEDED
 
 
 def deposited_today(wallet):

@@ -13,6 +13,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from app.accounts.error_codes import AccountErrorCode
 from app.accounts.models import AuthToken
 from app.accounts.selectors import account_overview
 from app.accounts.services import register_user, revoke_token, revoke_tokens, tokens_of
@@ -21,6 +22,7 @@ from app.catalog.models import Item
 from app.catalog.search import ListingQuery, search_listings
 from app.catalog.selectors import inventory_of
 from app.catalog.serializers import ListingSearchIn
+from app.core.error_codes import CommonErrorCode
 from app.core.errors import NotFound, ServiceError, error_body
 from app.core.idempotency import KeyReused
 from app.core.throttling import ScopedRateThrottle, ValueRateThrottle, wait_for
@@ -88,12 +90,13 @@ def _run_form(operation, **params):
         return operation(**params)
     except KeyReused:
         # The same rendered form sent again with other values (the browser's back button): its key is spent.
-        return 422, error_body("idempotency_key_reused", "This form was already sent with other values; "
+        return 422, error_body(CommonErrorCode.IDEMPOTENCY_KEY_REUSED, "This form was already sent with other values; "
                                                          "reload the page and try again.")
     except ServiceError as error:
         return error.status, error.as_body()
     except LockTimeoutError:
-        return 503, error_body("try_again", "Your account is busy with another payment; try again in a moment.")
+        return 503, error_body(CommonErrorCode.TRY_AGAIN,
+                               "Your account is busy with another payment; try again in a moment.")
 
 
 # --------------------------------------------------------------------------- browsing
@@ -383,7 +386,7 @@ def register(request):
         try:
             user = register_user(username=data["username"], email=data["email"], password=data["password"])
         except ServiceError as error:
-            field = {"username_taken": "username", "email_taken": "email"}.get(error.code)
+            field = {AccountErrorCode.USERNAME_TAKEN: "username", AccountErrorCode.EMAIL_TAKEN: "email"}.get(error.code)
             form.add_error(field, error.message)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
