@@ -120,7 +120,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "app.core.middleware.NodeUnavailableMiddleware",
+    "app.core.middleware.ErrorResponseMiddleware",
 ]
 
 ROOT_URLCONF = "app.urls"

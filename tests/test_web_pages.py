@@ -272,7 +272,7 @@ def test_register_shows_errors_next_to_fields():
 
 def test_anonymous_users_are_sent_to_log_in_for_private_pages():
     seller = make_user("seller")
-    item = create_item(seller, title="Lamp", price=500)
+    item = create_item(owner=seller, title="Lamp", price=500)
     client = Client()
     for url in ["/sell/", "/inventory/", "/wallet/", "/purchases/", "/sales/", "/dashboard/",
                 f"/items/{item.id}/buy/", f"/items/{item.id}/edit/", f"/items/{item.id}/delete/"]:
@@ -322,7 +322,7 @@ def test_search_shows_bad_parameters_in_the_page():
 def test_search_pages_with_a_next_link():
     seller = make_user("seller")
     for n in range(25):
-        create_item(seller, title=f"Book {n}", price=100 + n)
+        create_item(owner=seller, title=f"Book {n}", price=100 + n)
     client = Client()
     first = page(client, "/search/?sort=price")
     match = re.search(r'href="(\?[^"]*cursor=[^"]*)" rel="next"', first)
@@ -333,7 +333,7 @@ def test_search_pages_with_a_next_link():
 
 def test_user_text_is_escaped():
     seller = make_user("seller")
-    item = create_item(seller, title="<script>alert(1)</script>", description="<b>bold</b>", price=100)
+    item = create_item(owner=seller, title="<script>alert(1)</script>", description="<b>bold</b>", price=100)
     client = Client()
     for url in ["/", f"/items/{item.id}/", "/search/?q=script"]:
         html = page(client, url)
@@ -347,7 +347,7 @@ def test_user_text_is_escaped():
 
 def test_only_the_owner_edits_unlists_and_deletes():
     seller, other = make_user("seller"), make_user("other")
-    item = create_item(seller, title="Chair", price=2500)
+    item = create_item(owner=seller, title="Chair", price=2500)
     intruder = logged_in(other)
     assert intruder.get(f"/items/{item.id}/edit/").status_code == 404
     assert intruder.post(f"/items/{item.id}/edit/", {"title": "Mine", "price": "1.00"}).status_code == 404
@@ -390,7 +390,7 @@ def test_unknown_items_are_a_404_page():
 def test_buy_through_the_confirmation_step_once_even_when_posted_twice():
     seller, buyer = make_user("seller"), make_user("buyer")
     fund(buyer, 10_000)
-    item = create_item(seller, title="Guitar", price=1250)
+    item = create_item(owner=seller, title="Guitar", price=1250)
     client = Client(enforce_csrf_checks=True)
     client.force_login(buyer)
 
@@ -416,7 +416,7 @@ def test_buy_through_the_confirmation_step_once_even_when_posted_twice():
 def test_buying_without_enough_money_shows_the_error_and_changes_nothing():
     seller, buyer = make_user("seller"), make_user("buyer")
     fund(buyer, 500)
-    item = create_item(seller, title="Bike", price=20_000)
+    item = create_item(owner=seller, title="Bike", price=20_000)
     client = logged_in(buyer)
     confirm = page(client, f"/items/{item.id}/buy/")
     assert "-$195.00" in confirm and "too low" in confirm
@@ -433,7 +433,7 @@ def test_a_changed_price_or_a_sold_item_is_refused():
     seller, buyer, rival = make_user("seller"), make_user("buyer"), make_user("rival")
     fund(buyer, 10_000)
     fund(rival, 10_000)
-    item = create_item(seller, title="Desk", price=1000)
+    item = create_item(owner=seller, title="Desk", price=1000)
     client = logged_in(buyer)
     confirm = page(client, f"/items/{item.id}/buy/")
     form = {"idempotency_key": hidden(confirm, "idempotency_key"), "expected_price": "900"}
@@ -486,6 +486,13 @@ def test_wallet_history_pages_by_cursor():
     assert page(client, f"/wallet/?cursor={cursor}").count("<td>Deposit</td>") == 5
 
 
+@pytest.mark.parametrize("path", ["/wallet/", "/inventory/", "/purchases/", "/sales/"])
+def test_a_list_page_link_with_a_bad_cursor_is_a_400_as_on_the_api(path):
+    client = logged_in(make_user("linker"))
+    html = page(client, f"{path}?cursor=garbage", status=400)
+    assert "This page link is out of date" in html and f'href="{path}"' in html
+
+
 def test_every_page_shows_its_empty_state_for_a_new_user():
     client = logged_in(make_user("newbie"))
     expected = {
@@ -500,7 +507,7 @@ def test_every_page_shows_its_empty_state_for_a_new_user():
 def test_every_page_renders_for_a_user_with_data():
     seller, buyer = make_user("seller"), make_user("buyer")
     fund(buyer, 50_000)
-    items = [create_item(seller, title=f"Thing {n}", price=1000 + n, category="Toys") for n in range(3)]
+    items = [create_item(owner=seller, title=f"Thing {n}", price=1000 + n, category="Toys") for n in range(3)]
     buying = logged_in(buyer)
     confirm = page(buying, f"/items/{items[0].id}/buy/")
     buying.post(f"/items/{items[0].id}/buy/", {
@@ -563,7 +570,8 @@ def chart_data(html, chart_id):
 def test_reports_page_charts_and_tables_sales_and_purchases_per_period_with_csv_links():
     seller, buyer = make_user("seller"), make_user("buyer")
     fund(buyer, 50_000)
-    lamp, desk = create_item(seller, title="Lamp", price=1250), create_item(seller, title="Desk", price=10_000)
+    lamp = create_item(owner=seller, title="Lamp", price=1250)
+    desk = create_item(owner=seller, title="Desk", price=10_000)
     buying, selling = logged_in(buyer), logged_in(seller)
     buy_through_the_page(buying, lamp)
     buy_through_the_page(buying, desk)
@@ -687,7 +695,7 @@ def test_platform_report_page_sums_every_worker():
     fund(a, 100_000)
     fund(b, 100_000)
     for seller, buyer, price in [(a, b, 1500), (b, a, 2500), (b, a, 4000)]:
-        buy_through_the_page(logged_in(buyer), create_item(seller, title=f"Thing {price}", price=price,
+        buy_through_the_page(logged_in(buyer), create_item(owner=seller, title=f"Thing {price}", price=price,
                                                            category="Toys" if price > 2000 else "Books"))
     html = page(logged_in(make_staff("admin")), "/reports/platform/?group_by=month")
     assert re.search(r"<dt>Sales</dt><dd>3</dd>.*<dt>GMV</dt><dd>\$80.00</dd>.*<dt>Active sellers</dt><dd>2</dd>"
@@ -700,8 +708,8 @@ def test_platform_report_page_sums_every_worker():
 def test_cluster_page_shows_nodes_shards_row_counts_and_in_doubt_transactions(direct_connect):
     a, b = users_on_two_workers()
     fund(a, 5000)
-    create_item(a, title="Lamp", price=100)
-    create_item(b, title="Desk", price=100)
+    create_item(owner=a, title="Lamp", price=100)
+    create_item(owner=b, title="Desk", price=100)
     victim = worker_names()[-1]
     gid = make_gid(987654321, victim)
     prepared = direct_connect(victim)

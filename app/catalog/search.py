@@ -50,6 +50,14 @@ class ListingQuery:
     exclude_user_id: int | None = None  # the caller never sees their own listings
     sort: str = "newest"
 
+    @classmethod
+    def from_params(cls, params, *, viewer_id):
+        """The query of validated ListingSearchIn data, for the API and the search page alike."""
+        return cls(
+            q=params["q"], min_price=params.get("min_price"), max_price=params.get("max_price"),
+            category=params["category"], seller_id=params.get("seller"), sort=params["sort"], exclude_user_id=viewer_id,
+        )
+
 
 def _listings_on(alias, query):
     listings = Item.objects.using(alias).filter(status=Item.LISTED)

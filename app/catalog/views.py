@@ -52,7 +52,7 @@ class ItemListView(APIView):
     def post(self, request):
         params = ItemIn(data=request.data)
         params.is_valid(raise_exception=True)
-        item = services.create_item(request.user, **params.validated_data)
+        item = services.create_item(owner=request.user, **params.validated_data)
         return Response(ItemOut(item).data, status=201)
 
 
@@ -84,7 +84,9 @@ class ItemDetailView(APIView):
     def patch(self, request, item_id):
         params = ItemChangesIn(data=request.data, partial=True)
         params.is_valid(raise_exception=True)
-        item = services.update_item(request.user.id, item_id_from_url(item_id), params.validated_data)
+        item = services.update_item(
+            owner_id=request.user.id, item_id=item_id_from_url(item_id), changes=params.validated_data,
+        )
         return Response(ItemOut(item).data)
 
     @extend_schema(
@@ -93,7 +95,7 @@ class ItemDetailView(APIView):
         responses={204: None, **errors(NEEDS_LOGIN, NOT_FOUND, ITEM_SOLD, TRY_AGAIN)},
     )
     def delete(self, request, item_id):
-        services.delete_item(request.user.id, item_id_from_url(item_id))
+        services.delete_item(owner_id=request.user.id, item_id=item_id_from_url(item_id))
         return Response(status=204)
 
 
@@ -131,11 +133,7 @@ class ListingSearchView(ThrottledAfterValidation, APIView):
         if cursor is not None:
             decode_cursor(cursor, types=SORTS[found["sort"]].types)  # InvalidCursorError: a 400
         self.throttle(request)
-        query = ListingQuery(
-            q=found["q"], min_price=found.get("min_price"), max_price=found.get("max_price"),
-            category=found["category"], seller_id=found.get("seller"), sort=found["sort"],
-            exclude_user_id=request.user.id if request.user.is_authenticated else None,
-        )
+        query = ListingQuery.from_params(found, viewer_id=request.user.id if request.user.is_authenticated else None)
         page = search_listings(query, page_size=page_size, cursor=cursor, allow_partial=True)
         return Response({
             "results": ItemOut(page.rows, many=True).data, "next": page.next_cursor,

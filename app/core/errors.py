@@ -15,7 +15,7 @@ class ServiceError(Exception):
     """A business rule said no. Services raise it; the API turns it into its status and code."""
 
     status = 400
-    code = CommonErrorCode.BAD_REQUEST
+    code: str = CommonErrorCode.BAD_REQUEST
 
     def __init__(self, message, *, code=None, status=None, details=None):
         super().__init__(message)
@@ -55,24 +55,33 @@ _DRF_CODES = [
 ]
 
 
-def exception_handler(exc, context):
+def error_response_for(exc):
+    """(status, body, headers) of the errors the API and the pages answer alike, or None for any other.
+
+    A business rule (ServiceError), a page link whose cursor is not ours, a node that is down, unreachable or too
+    slow (never a 500; a connection-level failure also opens its breaker), a row lock not granted in time, a shard
+    that moved while the operation ran.
+    """
     if isinstance(exc, ServiceError):
-        return Response(exc.as_body(), status=exc.status)
+        return exc.status, exc.as_body(), {}
     if isinstance(exc, InvalidCursorError):
-        return Response(error_body(CommonErrorCode.INVALID_CURSOR, str(exc)), status=400)
+        return 400, error_body(CommonErrorCode.INVALID_CURSOR, str(exc)), {}
     note_failure(exc)
     nodes = unavailable_nodes(exc)
-    if nodes is not None:  # a node is down, unreachable or too slow: never a 500
-        return Response(
-            error_body(CommonErrorCode.TRY_AGAIN, "Some of our data nodes did not answer in time; try again.",
-                       {"nodes": nodes}),
-            status=503, headers={"Retry-After": str(retry_after_seconds())},
-        )
+    if nodes is not None:
+        body = error_body(CommonErrorCode.TRY_AGAIN, "Some of our data nodes did not answer in time; try again.",
+                          {"nodes": nodes})
+        return 503, body, {"Retry-After": str(retry_after_seconds())}
     if isinstance(exc, (LockTimeoutError, ShardMovedError)):
-        return Response(
-            error_body(CommonErrorCode.TRY_AGAIN, "The resource is busy; try again."),
-            status=503, headers={"Retry-After": "1"},
-        )
+        return 503, error_body(CommonErrorCode.TRY_AGAIN, "The resource is busy; try again."), {"Retry-After": "1"}
+    return None
+
+
+def exception_handler(exc, context):
+    known = error_response_for(exc)
+    if known is not None:
+        status, body, headers = known
+        return Response(body, status=status, headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)

@@ -10,11 +10,10 @@ from app.core.errors import NotFound
 from app.orders.models import Purchase, Sale
 from app.reports.selectors import PURCHASES, SALES, summarize, user_rows
 from app.wallet.models import LedgerEntry, Wallet
-from sharding.errors import InvalidCursorError, InvalidIdError
+from sharding.errors import InvalidIdError
 from sharding.fanout import fan_out
 from sharding.health import node_health
 from sharding.moves import moves_overview
-from sharding.page_tokens import decode_cursor, encode_cursor
 from sharding.placement import coordinator, current_placement
 from sharding.recovery import in_doubt_transactions
 
@@ -33,20 +32,6 @@ def own_item(owner_id, item_id):
     if item.user_id != owner_id:
         raise NotFound("No such item.")
     return item
-
-
-def newest_first(queryset, cursor, size):
-    """One page of a user's rows, newest first by id: (rows, next_cursor). A bad cursor starts over."""
-    if cursor:
-        try:
-            (last_id,) = decode_cursor(cursor, types=(int,))
-        except InvalidCursorError:
-            last_id = None
-        if last_id is not None:
-            queryset = queryset.filter(id__lt=last_id)
-    rows = list(queryset.order_by("-id")[: size + 1])
-    next_cursor = encode_cursor((rows[size - 1].id,)) if len(rows) > size else None
-    return rows[:size], next_cursor
 
 
 # --------------------------------------------------------------------------- reports

@@ -23,8 +23,9 @@ from app.catalog.search import ListingQuery, search_listings
 from app.catalog.selectors import inventory_of
 from app.catalog.serializers import ListingSearchIn
 from app.core.error_codes import CommonErrorCode
-from app.core.errors import NotFound, ServiceError, error_body
+from app.core.errors import NotFound, ServiceError, error_body, error_response_for
 from app.core.idempotency import KeyReused
+from app.core.pagination import newest_first
 from app.core.throttling import ScopedRateThrottle, ValueRateThrottle, wait_for
 from app.orders.selectors import purchases_of, sales_of
 from app.orders.services import place_order
@@ -34,10 +35,10 @@ from app.wallet import services as wallet
 from app.wallet.selectors import balance_of, ledger_of
 from sharding.errors import FanOutError, InvalidCursorError, InvalidIdError
 from sharding.placement import parse_routable_id
-from sharding.transactions import LockTimeoutError
+from sharding.transactions import LockTimeoutError, ShardMovedError
 
 from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm
-from .selectors import activity_report, cluster_overview, item_for, newest_first, own_item, period_starts
+from .selectors import activity_report, cluster_overview, item_for, own_item, period_starts
 from .templatetags.periods import period_label
 from .throttling import throttled, too_many_requests
 
@@ -92,11 +93,9 @@ def _run_form(operation, **params):
         # The same rendered form sent again with other values (the browser's back button): its key is spent.
         return 422, error_body(CommonErrorCode.IDEMPOTENCY_KEY_REUSED, "This form was already sent with other values; "
                                                          "reload the page and try again.")
-    except ServiceError as error:
-        return error.status, error.as_body()
-    except LockTimeoutError:
-        return 503, error_body(CommonErrorCode.TRY_AGAIN,
-                               "Your account is busy with another payment; try again in a moment.")
+    except (ServiceError, LockTimeoutError, ShardMovedError) as error:
+        status, body, _ = error_response_for(error)
+        return status, body
 
 
 # --------------------------------------------------------------------------- browsing
@@ -123,10 +122,7 @@ def search(request):
     seconds = wait_for(request, [ScopedRateThrottle("search")])
     if seconds is not None:
         return too_many_requests(request, seconds)
-    query = ListingQuery(
-        q=data["q"], min_price=data.get("min_price"), max_price=data.get("max_price"), category=data["category"],
-        exclude_user_id=_viewer_id(request), sort=data["sort"],
-    )
+    query = ListingQuery.from_params(data, viewer_id=_viewer_id(request))
     try:
         page = search_listings(query, page_size=SEARCH_PAGE_SIZE, cursor=request.GET.get("cursor") or None,
                                allow_partial=True)
@@ -206,7 +202,7 @@ def _place_order(request, item_id):
 def sell(request):
     form = ItemForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        item = catalog.create_item(request.user, **form.cleaned_data)
+        item = catalog.create_item(owner=request.user, **form.cleaned_data)
         messages.success(request, f"“{item.title}” is listed for sale.")
         return redirect("web:item", item_id=item.id)
     return render(request, "web/item_form.html", {"form": form, "categories": CATEGORIES, "editing": None})
@@ -222,7 +218,7 @@ def edit(request, item_id):
     form = ItemForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            catalog.update_item(request.user.id, item.id, form.cleaned_data)
+            catalog.update_item(owner_id=request.user.id, item_id=item.id, changes=form.cleaned_data)
         except NotFound:
             raise Http404("No such item.") from None
         except ServiceError as error:
@@ -242,7 +238,7 @@ def change_status(request, item_id):
         messages.error(request, "Choose listed or unlisted.")
         return redirect("web:item", item_id=item.id)
     try:
-        catalog.update_item(request.user.id, item.id, {"status": status})
+        catalog.update_item(owner_id=request.user.id, item_id=item.id, changes={"status": status})
     except NotFound:
         raise Http404("No such item.") from None
     except ServiceError as error:
@@ -258,7 +254,7 @@ def delete(request, item_id):
     item = _own_item_or_404(request.user.id, item_id)
     if request.method == "POST":
         try:
-            catalog.delete_item(request.user.id, item.id)
+            catalog.delete_item(owner_id=request.user.id, item_id=item.id)
         except NotFound:
             raise Http404("No such item.") from None
         except ServiceError as error:
@@ -272,21 +268,27 @@ def delete(request, item_id):
 # --------------------------------------------------------------------------- my account
 
 
+def _newest_first(request, queryset):
+    """A page of one of the user's lists, as the API pages it (a link with a bad cursor raises InvalidCursorError,
+    which app.core.middleware answers with a 400 page)."""
+    return newest_first(queryset, cursor=request.GET.get("cursor") or None, size=LIST_PAGE_SIZE)
+
+
 @login_required
 def inventory(request):
-    rows, next_cursor = newest_first(inventory_of(request.user.id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    rows, next_cursor = _newest_first(request, inventory_of(request.user.id))
     return render(request, "web/inventory.html", {"items": rows, "next_cursor": next_cursor})
 
 
 @login_required
 def purchases(request):
-    rows, next_cursor = newest_first(purchases_of(request.user.id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    rows, next_cursor = _newest_first(request, purchases_of(request.user.id))
     return render(request, "web/purchases.html", {"purchases": rows, "next_cursor": next_cursor})
 
 
 @login_required
 def sales(request):
-    rows, next_cursor = newest_first(sales_of(request.user.id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    rows, next_cursor = _newest_first(request, sales_of(request.user.id))
     return render(request, "web/sales.html", {"sales": rows, "next_cursor": next_cursor})
 
 
@@ -305,7 +307,7 @@ def wallet_page(request):
         else:
             messages.error(request, _error_message(body))
         return redirect("web:wallet")
-    rows, next_cursor = newest_first(ledger_of(user_id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    rows, next_cursor = _newest_first(request, ledger_of(user_id))
     return render(request, "web/wallet.html", {
         "form": form, "balance": balance_of(user_id), "entries": rows, "next_cursor": next_cursor,
     })
@@ -458,10 +460,9 @@ def platform_report_page(request):
     try:
         report = platform_report(params["from"], params["to"], params["group_by"])
     except FanOutError as error:
-        context["errors"] = {
-            "non_field_errors": [f"Some workers did not answer ({', '.join(error.nodes)}); try again."]
-        }
-        return render(request, "web/platform_report.html", context, status=503)
+        status, body, _ = error_response_for(error)
+        context["errors"] = {"non_field_errors": [body["error"]["message"]]}
+        return render(request, "web/platform_report.html", context, status=status)
     context.update(
         report=report,
         chart=_money_chart(params, [("GMV", {row["period"]: row["gmv"] for row in report["periods"]})]),
