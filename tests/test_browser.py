@@ -183,7 +183,7 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
     for title, price, category in [("Camera tripod", 2900, "Electronics"), ("Road bike", 42000, "Sports"),
                                    ("Oak desk lamp", 3500, "Home"), ("Acoustic guitar", 18000, "Music"),
                                    ("Espresso machine", 9900, "Home")]:
-        create_item(shop, title=title, price=price, category=category, description=f"A good {title.lower()}.")
+        create_item(owner=shop, title=title, price=price, category=category, description=f"A good {title.lower()}.")
 
     seller = visitor()
     register(seller, "sam")
@@ -264,7 +264,7 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
 
 def test_buying_without_enough_money_shows_the_error_and_changes_nothing(visitor):
     seller, buyer_user = make_user("sam"), make_user("bea")
-    bike = create_item(seller, title="Road bike", price=42_000)
+    bike = create_item(owner=seller, title="Road bike", price=42_000)
     fund(buyer_user, 1_000)
     buyer = visitor()
     log_in(buyer, "bea")
@@ -284,7 +284,7 @@ def test_buying_without_enough_money_shows_the_error_and_changes_nothing(visitor
 
 def test_another_users_edit_page_is_not_found(visitor):
     seller, _ = make_user("sam"), make_user("eve")
-    lamp = create_item(seller, title="Lamp", price=500)
+    lamp = create_item(owner=seller, title="Lamp", price=500)
     eve = visitor()
     log_in(eve, "eve")
     for url in [f"/items/{lamp.id}/edit/", f"/items/{lamp.id}/delete/"]:
@@ -314,9 +314,9 @@ def test_a_title_with_markup_is_shown_as_text_and_never_run(visitor, dialogs):
 def test_pages_fit_a_phone_screen_and_work_there(visitor):
     seller = make_user("sam")
     make_user("bea")
-    lamp = create_item(seller, title="Oak desk lamp with a rather long title that has to wrap on a phone",
+    lamp = create_item(owner=seller, title="Oak desk lamp with a rather long title that has to wrap on a phone",
                        price=3500, category="Home", description="Warm light.")
-    create_item(seller, title="Road bike", price=42_000, category="Sports")
+    create_item(owner=seller, title="Road bike", price=42_000, category="Sports")
     phone = visitor(PHONE)
 
     def fits(url):
@@ -345,7 +345,7 @@ def test_staff_see_the_cluster_and_the_platform_report(visitor):
     seller, buyer_user = make_user("sam"), make_user("bea")
     fund(buyer_user, 10_000)
     for n in range(3):
-        create_item(seller, title=f"Poster {n}", price=1_000 + n, category="Home")
+        create_item(owner=seller, title=f"Poster {n}", price=1_000 + n, category="Home")
     member = visitor()
     log_in(member, "bea")
     member.goto("/search/?q=poster&sort=price")

@@ -89,16 +89,16 @@ def test_the_web_form_and_the_services_take_them_out_too():
     (item,) = Item.objects.using(node_for_id(item_id)).filter(user_id=user.id)
     assert (item.title, item.description) == (CLEAN_TITLE, CLEAN_DESCRIPTION)
 
-    direct = create_item(user, title=NASTY_TITLE, description=NASTY_DESCRIPTION, price=100)
+    direct = create_item(owner=user, title=NASTY_TITLE, description=NASTY_DESCRIPTION, price=100)
     assert (stored(direct.id).title, stored(direct.id).description) == (CLEAN_TITLE, CLEAN_DESCRIPTION)
-    update_item(user.id, direct.id, {"title": "x\x00y"})
+    update_item(owner_id=user.id, item_id=direct.id, changes={"title": "x\x00y"})
     assert stored(direct.id).title == "xy"
 
 
 def test_the_xml_feed_stays_well_formed_with_old_rows_that_hold_control_characters():
     seller = new_user()
-    item = create_item(seller, title="Placeholder", price=1500)
-    good = create_item(seller, title="Teapot & <cups>", description="Blue", price=900)
+    item = create_item(owner=seller, title="Placeholder", price=1500)
+    good = create_item(owner=seller, title="Teapot & <cups>", description="Blue", price=900)
     # A row saved before titles were cleaned (straight into the table, past every check).
     Item.objects.using(node_for_id(item.id)).filter(id=item.id).update(
         title="Lamp\x01\x02\x1b\x0b shade", description="Old\x08 text\x0c\nsecond line"  # (PostgreSQL never holds NUL)
@@ -119,10 +119,12 @@ FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"click\")", "+1+1", "-2+3", "@S
 
 def test_tsv_cells_that_a_spreadsheet_would_run_get_a_leading_apostrophe():
     seller = new_user()
-    items = [create_item(seller, title=title, description=title, price=100 + n) for n, title in enumerate(FORMULAS)]
-    plain = create_item(seller, title="Plain - not a formula", description="-", price=100)
+    items = [
+        create_item(owner=seller, title=title, description=title, price=100 + n) for n, title in enumerate(FORMULAS)
+    ]
+    plain = create_item(owner=seller, title="Plain - not a formula", description="-", price=100)
     # Old rows whose cells start with a tab or a CR: cleaned to a space on output, never run.
-    tabbed = create_item(seller, title="Placeholder", price=300)
+    tabbed = create_item(owner=seller, title="Placeholder", price=300)
     Item.objects.using(node_for_id(tabbed.id)).filter(id=tabbed.id).update(title="\t=1+2", description="\r=3+4")
     response = Client().get("/api/partner/v1/feeds/google.tsv", **partner())
     assert response.status_code == 200

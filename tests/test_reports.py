@@ -104,7 +104,10 @@ def market(clean_marketplace):
             with atomic_on_nodes([node_for_user(users[name].id)]):
                 deposit(users[name].id, amount)
     listings = {
-        name: [create_item(users[name], title=title, price=price, category=category) for title, price, category in rows]
+        name: [
+            create_item(owner=users[name], title=title, price=price, category=category)
+            for title, price, category in rows
+        ]
         for name, rows in LISTINGS.items()
     }
     for buyer, seller, index in ORDERS:

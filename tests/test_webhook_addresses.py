@@ -215,7 +215,7 @@ def test_a_delivery_to_a_name_that_resolves_to_our_network_is_refused_and_retrie
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     register(client, f"http://{NAME}:{receiver_port(receiver)}/hooks", events=["listing.created"])
-    create_item(next(iter(users.values()))[0], title="Lamp", price=100)
+    create_item(owner=next(iter(users.values()))[0], title="Lamp", price=100)
     dispatch_events()
     assert deliver_due() == (0, 0)
     (delivery,) = all_deliveries()

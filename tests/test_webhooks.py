@@ -116,15 +116,15 @@ def make_changes(users):
     (w1a, w1b), (w2a, w2b) = (users[alias][:2] for alias in all_workers()[:2])
     expected = []
     for seller, buyer in ((w1a, w2a), (w2b, w1b), (w1a, w1b)):  # cross-worker sales and a same-worker one
-        kept = create_item(seller, title=f"Lamp of {seller.username}", price=1500)
-        sold = create_item(seller, title=f"Chair of {seller.username}", price=2500)
-        gone = create_item(seller, title=f"Desk of {seller.username}", price=3500)
+        kept = create_item(owner=seller, title=f"Lamp of {seller.username}", price=1500)
+        sold = create_item(owner=seller, title=f"Chair of {seller.username}", price=2500)
+        gone = create_item(owner=seller, title=f"Desk of {seller.username}", price=3500)
         expected += [("listing.created", kept.id), ("listing.created", sold.id), ("listing.created", gone.id)]
-        update_item(seller.id, kept.id, {"price": 1600})
+        update_item(owner_id=seller.id, item_id=kept.id, changes={"price": 1600})
         expected.append(("listing.updated", kept.id))
         buy(buyer, sold)
         expected.append(("listing.sold", sold.id))
-        delete_item(seller.id, gone.id)
+        delete_item(owner_id=seller.id, item_id=gone.id)
         expected.append(("listing.deleted", gone.id))
     return expected
 
@@ -132,7 +132,7 @@ def make_changes(users):
 def test_every_change_is_delivered_signed(receiver):
     users = users_on_every_worker()
     _, client = make_partner("acme")
-    create_item(users[all_workers()[0]][0], title="Before the endpoint existed", price=100)
+    create_item(owner=users[all_workers()[0]][0], title="Before the endpoint existed", price=100)
     time.sleep(0.01)
     endpoint = register(client, receiver.url)
     expected = make_changes(users)
@@ -178,8 +178,8 @@ def test_only_subscribed_events_and_active_endpoints(receiver):
     register(client, receiver.url, events=["listing.deleted"])
     inactive = register(client, receiver.url + "/inactive")
     WebhookEndpoint.objects.filter(id=inactive["id"]).update(is_active=False)
-    item = create_item(seller, title="Vase", price=900)
-    delete_item(seller.id, item.id)
+    item = create_item(owner=seller, title="Vase", price=900)
+    delete_item(owner_id=seller.id, item_id=item.id)
     run_webhooks()
     assert [json.loads(r["body"])["type"] for r in receiver.received] == ["listing.deleted"]
 
@@ -189,7 +189,7 @@ def test_receiver_down_then_back(receiver):
     _, client = make_partner("acme")
     endpoint = register(client, receiver.url)
     items = [
-        create_item(user, title=f"Bike {n}", price=5000)
+        create_item(owner=user, title=f"Bike {n}", price=5000)
         for n, user in enumerate(u for us in users.values() for u in us)
     ]
 
@@ -230,7 +230,7 @@ def test_gives_up_after_max_attempts(receiver, settings):
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     register(client, receiver.url)
-    create_item(next(iter(users.values()))[0], title="Lamp", price=100)
+    create_item(owner=next(iter(users.values()))[0], title="Lamp", price=100)
     receiver.down = True
     dispatch_events()
     for _ in range(5):
@@ -248,7 +248,7 @@ def test_repeated_failures_disable_the_endpoint(receiver, settings):
     _, client = make_partner("acme")
     endpoint = register(client, receiver.url)
     receiver.down = True
-    create_item(seller, title="Lamp", price=100)
+    create_item(owner=seller, title="Lamp", price=100)
     dispatch_events()
     for _ in range(3):
         make_due()
@@ -260,7 +260,7 @@ def test_repeated_failures_disable_the_endpoint(receiver, settings):
 
     # Nothing more is sent to it: the pending delivery fails when due, new events are not queued for it.
     receiver.down = False
-    create_item(seller, title="Chair", price=100)
+    create_item(owner=seller, title="Chair", price=100)
     make_due()
     run_webhooks()
     assert len(receiver.received) == sent
@@ -274,7 +274,7 @@ def test_deleted_endpoint_gets_nothing(receiver):
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     endpoint = register(client, receiver.url)
-    create_item(next(iter(users.values()))[0], title="Lamp", price=100)
+    create_item(owner=next(iter(users.values()))[0], title="Lamp", price=100)
     dispatch_events()
     assert client.delete(f"{URL}/{endpoint['id']}").status_code == 204
     deliver_due()
@@ -289,7 +289,7 @@ def test_two_dispatchers_never_double_dispatch(receiver):
     register(client, receiver.url)
     for n, user in enumerate(u for us in users.values() for u in us):
         for k in range(20):
-            create_item(user, title=f"Thing {n}-{k}", price=100)
+            create_item(owner=user, title=f"Thing {n}-{k}", price=100)
     results = []
 
     def dispatch():
@@ -401,7 +401,7 @@ def test_a_down_endpoint_costs_one_attempt_per_run_and_does_not_hold_up_others(r
         down = register(client, receiver.url)
         up = register(client, healthy.url)
         for n in range(4):
-            create_item(seller, title=f"Lamp {n}", price=100)
+            create_item(owner=seller, title=f"Lamp {n}", price=100)
         receiver.down = True
         run_webhooks()
         assert len(receiver.received) == 1  # the first failure holds the endpoint's other deliveries back
@@ -427,7 +427,7 @@ def test_an_outcome_is_recorded_only_while_the_claim_is_ours(receiver, monkeypat
     seller = next(iter(users.values()))[0]
     _, client = make_partner("acme")
     register(client, receiver.url)
-    create_item(seller, title="Lamp", price=100)
+    create_item(owner=seller, title="Lamp", price=100)
     dispatch_events()
     real_post = webhooks.post_event
 
@@ -452,7 +452,7 @@ def test_a_run_stops_sending_at_its_time_budget(receiver, settings):
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     register(client, receiver.url)
-    create_item(next(iter(users.values()))[0], title="Lamp", price=100)
+    create_item(owner=next(iter(users.values()))[0], title="Lamp", price=100)
     run_webhooks()
     (delivery,) = all_deliveries()
     assert receiver.received == [] and delivery.attempts == 0

@@ -1,10 +1,11 @@
 """Accounts live on the coordinator: usernames and emails are unique there, ignoring case; so are API tokens."""
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User as UserModel
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -17,7 +18,7 @@ from .models import AuthToken
 User = get_user_model()
 
 
-def _taken(username, email):
+def _taken(username: str, email: str) -> Conflict | None:
     if User.objects.filter(username__iexact=username).exists():
         return Conflict(
             "This username is taken.", code=AccountErrorCode.USERNAME_TAKEN,
@@ -31,7 +32,7 @@ def _taken(username, email):
     return None
 
 
-def register_user(*, username, email, password):
+def register_user(*, username: str, email: str, password: str) -> UserModel:
     conflict = _taken(username, email)
     if conflict:
         raise conflict
@@ -44,7 +45,7 @@ def register_user(*, username, email, password):
         raise taken or Conflict("This username or email is taken.", code=AccountErrorCode.USERNAME_TAKEN) from None
 
 
-def change_password(user, *, old_password, new_password):
+def change_password(user: UserModel, *, old_password: str, new_password: str) -> None:
     """Check the old password, apply Django's password rules to the new one, and set it.
 
     Saving it revokes every API token of the user (app.accounts.passwords) and ends every session logged in with
@@ -62,7 +63,7 @@ def change_password(user, *, old_password, new_password):
     user.save(update_fields=["password"])
 
 
-def issue_token(user, client=""):
+def issue_token(user: UserModel, client: str = "") -> tuple[str, AuthToken]:
     """A new token for one device or client: (token, its AuthToken row). The token itself is never stored.
 
     It lives REST_KNOX["TOKEN_TTL"]; a user keeps at most API_TOKENS_PER_USER, the least recently used go first.
@@ -72,7 +73,7 @@ def issue_token(user, client=""):
     return token, instance
 
 
-def _keep_newest_tokens(user, limit):
+def _keep_newest_tokens(user: UserModel, limit: int) -> None:
     tokens = AuthToken.objects.filter(user=user)
     keep = tokens.order_by(Coalesce("last_used", "created").desc(), F("created").desc()).values_list(
         "digest", flat=True
@@ -80,22 +81,22 @@ def _keep_newest_tokens(user, limit):
     tokens.exclude(digest__in=list(keep[:limit])).delete()
 
 
-def revoke_token(auth_token):
+def revoke_token(auth_token: AuthToken) -> None:
     AuthToken.objects.filter(pk=auth_token.pk).delete()
 
 
-def revoke_tokens(user):
+def revoke_tokens(user: UserModel) -> None:
     """Every API token of the user: every device and client is logged out."""
     AuthToken.objects.filter(user=user).delete()
 
 
-def tokens_of(user):
+def tokens_of(user: UserModel) -> QuerySet[AuthToken]:
     """The user's API tokens that still work, most recently used first."""
     now = timezone.now()
     return (AuthToken.objects.filter(user=user).exclude(expiry__lte=now)
             .order_by(Coalesce("last_used", "created").desc(), F("created").desc()))
 
 
-def purge_expired_tokens():
+def purge_expired_tokens() -> None:
     """Delete expired tokens (a maintenance task; an expired token is refused anyway)."""
     AuthToken.objects.filter(expiry__lte=timezone.now()).delete()

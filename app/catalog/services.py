@@ -1,10 +1,13 @@
 """Writes to a user's items (on the owner's node)."""
+from typing import Any
+
 from django.db import transaction
 
 from app.catalog.error_codes import CatalogErrorCode
 from app.core.error_codes import CommonErrorCode
 from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.text import clean_text
+from app.core.types import UserRef
 from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import retry_when_moved
 
@@ -12,7 +15,7 @@ from .events import record_deletion, record_listing_event
 from .models import Item, ListingEvent
 
 
-def _clean_fields(fields):
+def _clean_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Titles, descriptions and categories as they are stored: without control characters (app.core.text),
     whoever calls (the API and the web forms have cleaned them already; seeders and scripts may not have)."""
     cleaned = {
@@ -29,7 +32,7 @@ def _clean_fields(fields):
 
 
 @retry_when_moved
-def create_item(owner, *, title, description="", price, category=""):
+def create_item(*, owner: UserRef, title: str, description: str = "", price: int, category: str = "") -> Item:
     fields = _clean_fields({"title": title, "description": description, "category": category})
     title, description, category = fields["title"], fields["description"], fields["category"]
     with transaction.atomic(using=node_for_user(owner.id)):
@@ -41,7 +44,7 @@ def create_item(owner, *, title, description="", price, category=""):
     return item
 
 
-def _lock_own_item(owner_id, item_id):
+def _lock_own_item(owner_id: int, item_id: int) -> Item:
     """The owner's item, locked; NotFound for anyone else's (never reveal that it exists)."""
     item = Item.objects.using(node_for_id(item_id)).select_for_update().filter(id=item_id, user_id=owner_id).first()
     if item is None:
@@ -55,7 +58,7 @@ EDITABLE_FIELDS = ("title", "description", "price", "category", "status")
 
 
 @retry_when_moved
-def update_item(owner_id, item_id, changes):
+def update_item(*, owner_id: int, item_id: int, changes: dict[str, Any]) -> Item:
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ServiceError(f"These fields can't be changed: {', '.join(sorted(unknown))}.",
@@ -73,7 +76,7 @@ def update_item(owner_id, item_id, changes):
 
 
 @retry_when_moved
-def delete_item(owner_id, item_id):
+def delete_item(*, owner_id: int, item_id: int) -> None:
     with transaction.atomic(using=node_for_id(item_id)):
         item = _lock_own_item(owner_id, item_id)
         record_deletion(item)

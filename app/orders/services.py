@@ -13,6 +13,7 @@ from app.catalog.models import Item, ListingEvent
 from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
+from app.core.types import UserRef
 from app.orders.error_codes import OrderErrorCode
 from app.wallet.models import LedgerEntry
 from app.wallet.services import lock_wallets, post_entry
@@ -24,7 +25,7 @@ from .serializers import PlacedOrderOut
 
 
 @retry_when_moved
-def place_order(*, buyer, listing_id: int, expected_price: int, idempotency_key: str) -> IdempotentResult:
+def place_order(*, buyer: UserRef, listing_id: int, expected_price: int, idempotency_key: str) -> IdempotentResult:
     """Buy a listing once per key: (status, body) of the first attempt with this key, a business error included."""
     return run_idempotent(
         user_id=buyer.id, key=idempotency_key,
@@ -34,7 +35,7 @@ def place_order(*, buyer, listing_id: int, expected_price: int, idempotency_key:
     )
 
 
-def buy_listing(buyer, listing_id: int, expected_price: int) -> Purchase:
+def buy_listing(buyer: UserRef, listing_id: int, expected_price: int) -> Purchase:
     """Move the money and the item, inside a transaction on the buyer's and the listing's nodes."""
     seller_node, buyer_node = node_for_id(listing_id), node_for_user(buyer.id)
     # Lock the listing first, the wallets after (always in this order: no deadlock across nodes).

@@ -141,8 +141,8 @@ def seed_shard(shard, users=3):
     for user_id in user_ids_on(shard, users):
         owner = SimpleNamespace(id=user_id, username=f"user{user_id}")
         assert deposit_funds(user_id=user_id, amount=12_345, idempotency_key=new_key()).status == 201
-        item = create_item(owner, title=f"Lamp {user_id}", price=1_000)
-        update_item(user_id, item.id, {"price": 1_200})
+        item = create_item(owner=owner, title=f"Lamp {user_id}", price=1_000)
+        update_item(owner_id=user_id, item_id=item.id, changes={"price": 1_200})
 
 
 # --------------------------------------------------------------------------- bad requests
@@ -370,16 +370,16 @@ def test_feed_polls_and_webhook_deliveries_that_span_a_move_see_each_change_once
         seed_shard(shard, users=4)
         other_shard_users = user_ids_on(20, 2)
         for user_id in other_shard_users:
-            create_item(SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Chair", price=900)
+            create_item(owner=SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Chair", price=900)
         seen, cursor = poll(client, None)
         dispatch_events()  # some events become deliveries before the move, the rest after
         for user_id in user_ids_on(shard, 2):
-            create_item(SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Desk", price=700)
+            create_item(owner=SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Desk", price=700)
         source = placement_now().node_of_shard(shard)
         must(move(shard, "--to", other_worker(source)))
         invalidate_placement()
         for user_id in user_ids_on(shard, 1):
-            create_item(SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Sofa", price=800)
+            create_item(owner=SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Sofa", price=800)
         more, cursor = poll(client, cursor)
         seen += more
         time.sleep(1.1)  # past the newest change's frontier

@@ -209,7 +209,9 @@ def test_purchases_are_limited_per_user(rates):
     rates(purchase="1/min")
     buyer, seller = make_user("buyer"), make_user("seller")
     fund(buyer)
-    first, second = (create_item(seller, title=f"thing {n}", description="", price=500, category="") for n in (1, 2))
+    first, second = (
+        create_item(owner=seller, title=f"thing {n}", description="", price=500, category="") for n in (1, 2)
+    )
     api = api_client(buyer)
     response = post(api, "/api/v1/purchases", {"item_id": str(first.id), "expected_price": "5.00"}, **key())
     assert response.status_code == 201, response.content
