@@ -89,7 +89,9 @@ def feed_page(*, page_size, cursor=None, updated_since=None, category="", q=""):
     after the last change returned, so the next poll starts exactly there.
     """
     page = fan_out_page(
-        lambda alias, after, limit: _changes_on(alias, after, limit, updated_since=updated_since, category=category, q=q),
+        lambda alias, after, limit: _changes_on(
+            alias, after, limit, updated_since=updated_since, category=category, q=q,
+        ),
         key=_sort_key, page_size=page_size, cursor=cursor, cursor_types=(datetime, int),
     )
     if page.next_cursor is not None:
