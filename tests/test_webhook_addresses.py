@@ -14,7 +14,8 @@ from app.catalog.services import create_item
 from app.partners import http as partner_http
 from app.partners.http import AddressRefused, PostFailed, post_bounded
 from app.partners.models import WebhookDelivery
-from app.partners.webhooks import deliver_due, dispatch_events
+from app.partners.webhooks.delivery import deliver_due
+from app.partners.webhooks.outbox import dispatch_events
 from tests.test_webhooks import Receiver, all_deliveries, make_partner, register, users_on_every_worker
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")

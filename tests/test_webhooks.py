@@ -16,7 +16,10 @@ from app.catalog.services import create_item, delete_item, update_item
 from app.orders.services import buy_listing
 from app.partners.keys import issue_key
 from app.partners.models import Partner, WebhookDelivery, WebhookEndpoint
-from app.partners.webhooks import deliver_due, dispatch_events, event_body, run_webhooks, sign, verify_signature
+from app.partners.webhooks import run_webhooks
+from app.partners.webhooks.delivery import deliver_due
+from app.partners.webhooks.outbox import dispatch_events
+from app.partners.webhooks.signing import event_body, sign, verify_signature
 from app.wallet.services import deposit
 from sharding.placement import all_workers, node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
@@ -421,7 +424,7 @@ def test_a_down_endpoint_costs_one_attempt_per_run_and_does_not_hold_up_others(r
 
 
 def test_an_outcome_is_recorded_only_while_the_claim_is_ours(receiver, monkeypatch):
-    from app.partners import webhooks
+    from app.partners.webhooks import delivery as sending
 
     users = users_on_every_worker(per_worker=1)
     seller = next(iter(users.values()))[0]
@@ -429,7 +432,7 @@ def test_an_outcome_is_recorded_only_while_the_claim_is_ours(receiver, monkeypat
     register(client, receiver.url)
     create_item(owner=seller, title="Lamp", price=100)
     dispatch_events()
-    real_post = webhooks.post_event
+    real_post = sending.post_event
 
     def slow_post(endpoint, event, timeout):  # the lease ran out meanwhile and another process claimed the delivery
         try:
@@ -440,7 +443,7 @@ def test_an_outcome_is_recorded_only_while_the_claim_is_ours(receiver, monkeypat
             connections.close_all()  # this runs in a sending thread
         return real_post(endpoint, event, timeout)
 
-    monkeypatch.setattr(webhooks, "post_event", slow_post)
+    monkeypatch.setattr(sending, "post_event", slow_post)
     deliver_due()
     (delivery,) = all_deliveries()
     assert len(receiver.received) == 1

@@ -20,8 +20,8 @@ from django.db.models import Q
 
 from app.catalog.events import PUBLIC_STATUSES, public_listing
 from app.catalog.models import Item, ItemTombstone
-from sharding.page_tokens import encode_cursor, keyset_after
 from sharding.fanout import fan_out_page, merge_ordered
+from sharding.page_tokens import encode_cursor, keyset_after
 
 PREPARED_MARGIN_SECONDS = 60  # longest a transaction may run before its PREPARE
 
@@ -89,7 +89,9 @@ def feed_page(*, page_size, cursor=None, updated_since=None, category="", q=""):
     after the last change returned, so the next poll starts exactly there.
     """
     page = fan_out_page(
-        lambda alias, after, limit: _changes_on(alias, after, limit, updated_since=updated_since, category=category, q=q),
+        lambda alias, after, limit: _changes_on(
+            alias, after, limit, updated_since=updated_since, category=category, q=q,
+        ),
         key=_sort_key, page_size=page_size, cursor=cursor, cursor_types=(datetime, int),
     )
     if page.next_cursor is not None:

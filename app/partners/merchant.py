@@ -37,7 +37,8 @@ def tsv_lines():
     writer.writeheader()
     for item in listed_items_in_id_order():
         writer.writerow({
-            key: spreadsheet_cell(value.replace("\t", " ").replace("\n", " ")) for key, value in merchant_row(item).items()
+            key: spreadsheet_cell(value.replace("\t", " ").replace("\n", " "))
+            for key, value in merchant_row(item).items()
         })
         if buffer.tell() > 65536:
             yield buffer.getvalue()

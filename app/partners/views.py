@@ -19,7 +19,6 @@ from .auth import ApiKeyAuthentication, HasScope, PartnerKeyRateThrottle
 from .feed import feed_page, feed_record
 from .serializers import FeedParamsIn, ProductFeedOut, ProductOut
 
-
 # What every partner endpoint can answer besides its own errors.
 PARTNER_ERRORS = errors(
     (401, "not_authenticated", "authentication_failed"), (403, "permission_denied"), (429, "throttled"), TRY_AGAIN
@@ -76,7 +75,9 @@ class GoogleFeedView(PartnerView):
         operation_id="partner_v1_feeds_google_retrieve",
         parameters=[OpenApiParameter("extension", str, OpenApiParameter.PATH, enum=["tsv", "xml"])],
         responses={
-            (200, "text/tab-separated-values"): OpenApiResponse(OpenApiTypes.STR, description="Tab-separated, a header row first."),
+            (200, "text/tab-separated-values"): OpenApiResponse(
+                OpenApiTypes.STR, description="Tab-separated, a header row first.",
+            ),
             (200, "application/xml"): OpenApiResponse(OpenApiTypes.STR, description="RSS 2.0 with the g: namespace."),
             **errors((404, "not_found")),  # an extension other than tsv or xml
             **PARTNER_ERRORS,
@@ -85,8 +86,9 @@ class GoogleFeedView(PartnerView):
     )
     def get(self, request, extension):
         if extension == "tsv":
-            response = StreamingHttpResponse(merchant.tsv_lines(), content_type="text/tab-separated-values; charset=utf-8")
+            content, content_type = merchant.tsv_lines(), "text/tab-separated-values; charset=utf-8"
         else:
-            response = StreamingHttpResponse(merchant.xml_chunks(settings.SITE_URL), content_type="application/xml; charset=utf-8")
+            content, content_type = merchant.xml_chunks(settings.SITE_URL), "application/xml; charset=utf-8"
+        response = StreamingHttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = f'inline; filename="google.{extension}"'
         return response

@@ -6,10 +6,10 @@ from rest_framework.views import APIView
 from app.core.errors import NotFound
 from app.core.openapi import BAD_BODY, errors
 
-from . import webhooks
 from .auth import ApiKeyAuthentication, HasScope, PartnerKeyRateThrottle
 from .views import PARTNER_ERRORS
 from .webhook_serializers import WebhookEndpointCreatedOut, WebhookEndpointIn, WebhookEndpointOut
+from .webhooks.services import create_endpoint, delete_endpoint, endpoints_of
 
 
 class WebhookView(APIView):
@@ -29,7 +29,7 @@ class WebhookListView(WebhookView):
         tags=["partner"],
     )
     def get(self, request):
-        endpoints = webhooks.endpoints_of(request.auth.partner)
+        endpoints = endpoints_of(partner=request.auth.partner)
         return Response({"results": WebhookEndpointOut(endpoints, many=True).data})
 
     @extend_schema(
@@ -42,7 +42,7 @@ class WebhookListView(WebhookView):
     def post(self, request):
         params = WebhookEndpointIn(data=request.data)
         params.is_valid(raise_exception=True)
-        endpoint = webhooks.create_endpoint(request.auth.partner, **params.validated_data)
+        endpoint = create_endpoint(partner=request.auth.partner, **params.validated_data)
         return Response(WebhookEndpointCreatedOut(endpoint).data, status=201)
 
 
@@ -56,5 +56,5 @@ class WebhookDetailView(WebhookView):
     def delete(self, request, endpoint_id):
         if not endpoint_id.isdigit() or len(endpoint_id) > 18:
             raise NotFound("No such webhook endpoint.")
-        webhooks.delete_endpoint(request.auth.partner, int(endpoint_id))
+        delete_endpoint(partner=request.auth.partner, endpoint_id=int(endpoint_id))
         return Response(status=204)

@@ -19,7 +19,8 @@ import pytest
 from django.conf import settings
 
 from app.catalog.services import create_item, update_item
-from app.partners.webhooks import deliver_due, dispatch_events
+from app.partners.webhooks.delivery import deliver_due
+from app.partners.webhooks.outbox import dispatch_events
 from app.wallet.services import deposit_funds
 from sharding import failpoints
 from sharding.config import COORDINATOR_ALIAS
