@@ -102,7 +102,9 @@ class PasswordView(APIView):
         description=(
             "Every API token of mine stops working, this one too (log in again with the new password), and every "
             "browser session logged in with the old password ends; a browser session calling this keeps going. "
-            "At most 10 attempts an hour."
+            "At most 10 attempts an hour.\n\n"
+            "Rules OpenAPI cannot express (a 400 otherwise): `old_password` must be my current password "
+            "(`wrong_password`), and `new_password` must pass the password rules of registration (`validation_error`)."
         ),
         request=PasswordChangeIn,
         responses={204: None, **errors((*BAD_BODY, AccountErrorCode.WRONG_PASSWORD), NEEDS_LOGIN,
