@@ -20,8 +20,10 @@ from django.db.models import Q
 
 from app.catalog.events import PUBLIC_STATUSES, public_listing
 from app.catalog.models import Item, ItemTombstone
+from app.core.errors import NotFound
 from sharding.fanout import fan_out_page, merge_ordered
 from sharding.page_tokens import encode_cursor, keyset_after
+from sharding.placement import node_for_id
 
 PREPARED_MARGIN_SECONDS = 60  # longest a transaction may run before its PREPARE
 
@@ -39,6 +41,14 @@ def stable_frontier(alias):
     with connections[alias].cursor() as cursor:
         cursor.execute(FRONTIER_SQL, [PREPARED_MARGIN_SECONDS])
         return cursor.fetchone()[0]
+
+
+def public_product(*, item_id):
+    """A listed or sold item as partners may see it; NotFound for any other (unlisted items are private)."""
+    item = Item.objects.using(node_for_id(item_id)).filter(id=item_id, status__in=PUBLIC_STATUSES).first()
+    if item is None:
+        raise NotFound("No such product.")
+    return item
 
 
 def feed_record(item):

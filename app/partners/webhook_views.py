@@ -3,6 +3,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.core.error_codes import CommonErrorCode
 from app.core.errors import NotFound
 from app.core.openapi import BAD_BODY, errors
 
@@ -50,7 +51,7 @@ class WebhookDetailView(WebhookView):
     @extend_schema(
         summary="Delete one of my webhook endpoints",
         operation_id="partner_v1_webhooks_destroy",
-        responses={204: None, **errors((404, "not_found")), **PARTNER_ERRORS},
+        responses={204: None, **errors((404, CommonErrorCode.NOT_FOUND)), **PARTNER_ERRORS},
         tags=["partner"],
     )
     def delete(self, request, endpoint_id):
