@@ -6,7 +6,7 @@ import sys
 from typing import NoReturn
 
 from . import core
-from .config import ClusterError, cluster_dir, cluster_name, find_node, load_config
+from .config import ENGINES, ClusterError, cluster_dir, cluster_name, find_node, load_config
 from .system import pg_bindir
 
 STATUS_COLUMNS = ("node", "role", "port", "bouncer", "postgres", "pgbouncer", "shards", "prepared")
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", parents=[common], help="create (first time) and start every node and pgbouncer")
     p.add_argument("--workers", type=int, help="number of workers (default 2; more than configured adds workers)")
     p.add_argument("--shards", type=int, help="logical shards, fixed at creation (default 64, 1..8192)")
+    p.add_argument("--engine", choices=ENGINES, help="sharding engine, fixed at creation: own (default) or citus "
+                   "(every node runs the citus extension, which must be installed)")
     sub.add_parser("down", parents=[common], help="stop every node and pgbouncer, keeping the data")
     p = sub.add_parser("status", parents=[common], help="show nodes, shards held and pending prepared transactions")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_up(args: argparse.Namespace, _extra: list[str]) -> int:
-    core.up(args.name, workers=args.workers, shards=args.shards)
+    core.up(args.name, workers=args.workers, shards=args.shards, engine=args.engine)
     return 0
 
 

@@ -12,6 +12,10 @@ DATABASE = "marketplace"
 DB_USER = "marketplace"
 HOST = "127.0.0.1"
 MAX_SHARDS = 8192
+# The sharding engine a cluster is made for: our own routing layer over plain PostgreSQL nodes, or Citus
+# (the coordinator and workers run the citus extension; the app's sharded tables are Citus distributed tables).
+ENGINES = ("own", "citus")
+DEFAULT_ENGINE = "own"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _REPO = Path(__file__).resolve().parent.parent
 # Where progress lines go (print by default).
@@ -78,9 +82,17 @@ def find_node(cfg: dict, node_name: str) -> dict:
     raise ClusterError(f"unknown node {node_name!r} in cluster {cfg['name']!r}: use one of {valid}")
 
 
-def new_config(name: str, workers: int, shards: int) -> dict:
+def engine_of(cfg: dict) -> str:
+    """The engine recorded in a cluster config (configs made before engines existed are our own)."""
+    return str(cfg.get("engine", DEFAULT_ENGINE))
+
+
+def new_config(name: str, workers: int, shards: int, engine: str = DEFAULT_ENGINE) -> dict:
+    if engine not in ENGINES:
+        raise ClusterError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     cfg = {
         "name": name,
+        "engine": engine,
         "logical_shards": shards,
         "database": DATABASE,
         "user": DB_USER,

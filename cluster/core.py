@@ -11,8 +11,9 @@ from pathlib import Path
 
 import psycopg2
 
-from . import bouncer, postgres, system
+from . import bouncer, citus, postgres, system
 from .config import (
+    ENGINES,
     MAX_SHARDS,
     ClusterError,
     Log,
@@ -22,6 +23,7 @@ from .config import (
     cluster_dir,
     cluster_name,
     config_path,
+    engine_of,
     find_node,
     load_config,
     new_config,
@@ -48,33 +50,48 @@ def _locked(name: str) -> Iterator[None]:
         os.close(fd)
 
 
-def up(name: str | None = None, workers: int | None = None, shards: int | None = None, log: Log = print) -> dict:
+def up(name: str | None = None, workers: int | None = None, shards: int | None = None, log: Log = print,
+       engine: str | None = None) -> dict:
     """Create (first time) and start every node and pgbouncer; returns the config.
 
-    workers/shards default to the existing config, or 2 workers and 64 shards for a new cluster.
+    workers/shards/engine default to the existing config, or 2 workers, 64 shards and our own engine for a
+    new cluster. With the citus engine every node runs the citus extension and the workers are joined to the
+    coordinator (cluster.citus).
     """
     name = cluster_name(name)
+    if engine is not None and engine not in ENGINES:
+        raise ClusterError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise ClusterError(f"--workers must be at least 1, got {workers}")
     if shards is not None and not 1 <= shards <= MAX_SHARDS:
         raise ClusterError(f"--shards must be between 1 and {MAX_SHARDS}, got {shards}")
     bindir, exe = system.pg_bindir(), system.pgbouncer_exe()
+    wanted = engine or (engine_of(load_config(name)) if config_path(name).exists() else "own")
+    if wanted == "citus":
+        citus.require_extension(bindir)  # before anything is created
     with _locked(name):
-        cfg = _load_or_create(name, workers, shards)
+        cfg = _load_or_create(name, workers, shards, engine)
         # the cluster dir stays ours (it holds cluster.json); the server user only passes through it
         system.make_traversable(cluster_dir(name), log)
         for node in cfg["nodes"]:
             _up_node(cfg, node, bindir, exe, log)
+        if engine_of(cfg) == "citus":
+            for node in cfg["nodes"]:
+                citus.prepare_node(cfg, node)
+            citus.join_workers(cfg, log)
     return cfg
 
 
-def _load_or_create(name: str, workers: int | None, shards: int | None) -> dict:
+def _load_or_create(name: str, workers: int | None, shards: int | None, engine: str | None = None) -> dict:
     if not config_path(name).exists():
         cfg = new_config(name, DEFAULT_WORKERS if workers is None else workers,
-                         DEFAULT_SHARDS if shards is None else shards)
+                         DEFAULT_SHARDS if shards is None else shards, engine or "own")
         save_config(cfg)
         return cfg
     cfg = load_config(name)
+    if engine is not None and engine != engine_of(cfg):
+        raise ClusterError(f"cluster {name!r} was made for the {engine_of(cfg)} engine: run {cli(name, 'destroy')} "
+                           f"and `up --engine {engine}` to change it")
     if shards is not None and shards != cfg["logical_shards"]:
         raise ClusterError(f"cluster {name!r} has {cfg['logical_shards']} logical shards, fixed at creation: "
                            f"run {cli(name, 'destroy')} and `up --shards {shards}` to change it")
@@ -124,6 +141,13 @@ def add_node(name: str | None = None, log: Log = print) -> dict:
         save_config(cfg)
         system.make_traversable(cluster_dir(name), log)
         _up_node(cfg, node, bindir, exe, log)
+        if engine_of(cfg) == "citus":
+            # Citus places its shards itself: the app's catalogue never lists Citus workers (sharding.config).
+            citus.prepare_node(cfg, node)
+            citus.join_workers(cfg, log)
+    if engine_of(cfg) == "citus":
+        log(f"{node['name']}: joined the Citus cluster (no shards yet: `python manage.py rebalance` moves some to it)")
+        return node
     out = _manage(name, "add_worker", node["name"], "--host", node["host"], "--port", str(node["port"]),
                   "--bouncer-port", str(node["bouncer_port"]))
     if out.returncode != 0:

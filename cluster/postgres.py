@@ -7,8 +7,8 @@ from typing import Any
 
 import psycopg2
 
-from . import system
-from .config import ClusterError, cli
+from . import citus, system
+from .config import ClusterError, cli, engine_of
 
 SETTINGS_FILE = "marketplace.conf"
 
@@ -72,9 +72,9 @@ def create(cfg: dict, node: dict, bindir: Path) -> bool:
     return True
 
 
-def _write_settings(node: dict) -> None:
+def _write_settings(cfg: dict, node: dict) -> None:
     """Our settings live in their own file so postgresql.conf stays initdb's."""
-    settings = {
+    settings: dict[str, str | int] = {
         "listen_addresses": node["host"],
         "port": node["port"],
         "unix_socket_directories": "",
@@ -96,6 +96,8 @@ def _write_settings(node: dict) -> None:
         "wal_retrieve_retry_interval": "1s",
         "log_line_prefix": "%m [%p] %q%u@%d ",
     }
+    if engine_of(cfg) == "citus":
+        settings.update(citus.SERVER_SETTINGS)
     lines = [f"{k} = '{v}'" if isinstance(v, str) else f"{k} = {v}" for k, v in settings.items()]
     system.write_private(data_dir(node) / SETTINGS_FILE, "\n".join(lines) + "\n")
 
@@ -121,13 +123,13 @@ def start(cfg: dict, node: dict, bindir: Path) -> bool:
     (an older cluster without `wal_level = logical`) is restarted, once.
     """
     if postmaster_pid(node):
-        _write_settings(node)
+        _write_settings(cfg, node)
         if not _needs_restart(cfg, node):
             return False
         stop(node, bindir, "fast")
     clear_crash_leftovers(node)
     system.ensure_port_free(node["port"], node["name"], cfg["name"])
-    _write_settings(node)
+    _write_settings(cfg, node)
     log = log_path(node)
     out = system.run([bindir / "pg_ctl", "-D", data_dir(node), "-l", log, "-w", "-t", "60", "start"],
                      cwd=Path(node["dir"]), capture_output=True)
