@@ -7,6 +7,7 @@ Environment:
   DJANGO_ALLOWED_HOSTS comma-separated; required in production, default 127.0.0.1,localhost in development
   CLUSTER_NAME         which local cluster to use (default dev); or
   CLUSTER_CONFIG       the path of a cluster.json
+  SHARDING_ENGINE      own or citus (default: the engine the cluster config records, else own)
   DB_DIRECT            1 to connect straight to PostgreSQL instead of each node's pgbouncer
   NUM_PROXIES          trusted proxies in front of the app (default 0: the client is REMOTE_ADDR)
   THROTTLE_RATE_<SCOPE> rate limits, e.g. THROTTLE_RATE_LOGIN_ADDRESS=20/min (see THROTTLE_RATES)
@@ -149,6 +150,9 @@ DATABASE_ROUTERS = ["sharding.db_router.ShardRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SHARDING = {
+    # `own` (our routing layer and two-phase commit) or `citus` (a Citus coordinator does both): $SHARDING_ENGINE,
+    # else the engine the cluster config records (sharding.config.app_view).
+    "ENGINE": CLUSTER_CONFIG["engine"],
     "LOGICAL_SHARDS": CLUSTER_CONFIG["logical_shards"],
     # Workers learned from the catalogue are reached like the others: directly, or through their pgbouncer.
     "DIRECT_CONNECTIONS": env_flag("DB_DIRECT", False),

@@ -19,9 +19,19 @@ class ShardingConfig(AppConfig):
 
 
 def _fence_sharded_tables(using: str, **kwargs: Any) -> None:
-    """After `migrate` on a worker: every sharded table gets its fence (sharding.fencing)."""
+    """After `migrate` on a worker: every sharded table gets its fence (sharding.fencing).
+
+    With Citus, after `migrate` on the coordinator: every sharded table becomes a colocated distributed
+    table instead (sharding.citus); Citus fences and moves shards itself.
+    """
     from .config import COORDINATOR_ALIAS
+    from .engine import is_citus
     from .fencing import install_fences
 
-    if using != COORDINATOR_ALIAS:
+    if is_citus():
+        if using == COORDINATOR_ALIAS:
+            from .citus import distribute_sharded_tables
+
+            distribute_sharded_tables(using)
+    elif using != COORDINATOR_ALIAS:
         install_fences(using)

@@ -3,6 +3,7 @@ from django.db import transaction
 from django.db.models import F
 
 from .config import COORDINATOR_ALIAS, ClusterConfig
+from .engine import is_citus
 from .errors import PlacementError
 from .fencing import owned_shards, set_owned_shards
 from .models import Node, PlacementVersion, ShardMove, ShardPlacement
@@ -42,7 +43,8 @@ def bootstrap_catalogue(config: ClusterConfig) -> int:
         if not created:
             bump_placement_version()
     invalidate_placement()
-    sync_owned_shards()
+    if not is_citus():  # Citus fences its shards itself
+        sync_owned_shards()
     return len(missing)
 
 

@@ -14,6 +14,10 @@ from typing import Any
 from .errors import ClusterConfigError
 
 COORDINATOR_ALIAS = "default"
+# The engines: our own routing layer over plain PostgreSQL workers, or Citus (see sharding.engine).
+ENGINES = ("own", "citus")
+# With Citus, the one worker alias of the app: every logical shard is placed on it, and it is the coordinator.
+CITUS_ALIAS = "citus"
 # The parsed cluster.json: "database", "user", "password", "logical_shards" and "nodes" (a list of dicts).
 ClusterConfig = dict[str, Any]
 
@@ -41,7 +45,35 @@ def load_cluster_config(path: str | os.PathLike[str]) -> ClusterConfig:
             f"cluster config {path} is unreadable ({exc}): recreate it with `python -m cluster up`"
         ) from None
     _validate(config, path)
-    return config
+    return app_view(config, path)
+
+
+def sharding_engine(config: ClusterConfig, path: str | os.PathLike[str] = "the cluster config") -> str:
+    """$SHARDING_ENGINE, else the engine the cluster config records, else our own."""
+    engine = (os.environ.get("SHARDING_ENGINE") or str(config.get("engine") or "own")).strip().lower()
+    if engine not in ENGINES:
+        raise ClusterConfigError(
+            f"unknown sharding engine {engine!r} (SHARDING_ENGINE or `engine` in {path}): use own or citus"
+        )
+    return engine
+
+
+def app_view(config: ClusterConfig, path: str | os.PathLike[str] = "the cluster config") -> ClusterConfig:
+    """The config as the app sees it, with its engine resolved into `engine`.
+
+    Our own engine: the config as it is. Citus: the coordinator and one worker alias, CITUS_ALIAS, at the
+    coordinator's own address (so every Django alias of a worker is the Citus coordinator, and the
+    placement map puts every logical shard there); the Citus workers themselves are Citus's business,
+    kept under `citus_nodes` for the health and cluster pages.
+    """
+    engine = sharding_engine(config, path)
+    view = {**config, "engine": engine}
+    if engine == "own":
+        return view
+    coordinator = next(node for node in config["nodes"] if node.get("role") == "coordinator")
+    view["citus_nodes"] = [node for node in config["nodes"] if node.get("role") != "coordinator"]
+    view["nodes"] = [coordinator, {**coordinator, "name": CITUS_ALIAS, "role": "worker"}]
+    return view
 
 
 def _validate(config: ClusterConfig, path: Path) -> None:

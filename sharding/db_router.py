@@ -5,6 +5,7 @@ from django.apps import apps
 from django.db.models import Model
 
 from .config import COORDINATOR_ALIAS
+from .engine import is_citus
 from .errors import UnroutedQueryError
 
 
@@ -39,6 +40,10 @@ class ShardRouter:
         return obj1._state.db == obj2._state.db
 
     def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any) -> bool | None:
+        if is_citus():
+            # Every alias is the Citus coordinator: one database, migrated once (as `default`), holding every
+            # table; sharding.citus then distributes the sharded ones.
+            return db == COORDINATOR_ALIAS
         on_worker = db != COORDINATOR_ALIAS
         if "sharded" in hints:
             return hints["sharded"] == on_worker

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
 from . import breaker
+from .engine import is_citus
 from .errors import FanOutError
 from .page_tokens import decode_cursor, encode_cursor
 from .placement import all_workers
@@ -109,6 +110,9 @@ def fan_out(
     listed in the result's `failed`.
     """
     nodes = list(all_workers() if nodes is None else nodes)
+    if is_citus():
+        # Every worker alias is the Citus coordinator: one query, which Citus spreads over its shards.
+        nodes = sorted(set(nodes))
     timeout = settings.SHARDING["FANOUT_TIMEOUT"] if timeout is None else timeout
     deadline = time.monotonic() + timeout
     futures = {alias: _pool().submit(_run_on_node, task, alias, timeout) for alias in nodes}

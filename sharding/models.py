@@ -4,6 +4,8 @@ from typing import Any, Self, cast
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from .engine import is_citus
+from .ids import shard_of_id
 from .placement import current_placement, shard_of
 
 
@@ -59,9 +61,22 @@ class PlacementVersion(models.Model):
 
 
 class ShardedIdField(models.BigIntegerField):
-    """A primary key filled in by the database from the row's logical shard (see sharding.ids)."""
+    """A primary key filled in by the database from the row's logical shard (see sharding.ids).
+
+    On our own workers a trigger fills it in. With Citus the INSERT carries `shard_next_id(<shard>)`, which the
+    coordinator evaluates before it routes the row to its Citus shard (no trigger runs on Citus's shards).
+    """
 
     db_returning = True
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        value = super().pre_save(model_instance, add)
+        if value is None and add and is_citus():
+            shard = getattr(model_instance, "logical_shard", None)
+            if shard is None:
+                shard = shard_of(cast("ShardedModel", model_instance).user_id)
+            return models.Func(models.Value(shard), function="shard_next_id", output_field=models.BigIntegerField())
+        return value
 
 
 class LogicalShardField(models.SmallIntegerField):
@@ -80,8 +95,34 @@ class ShardedQuerySet(models.QuerySet):
 
     def using(self, alias: str | None) -> Self:
         queryset = super().using(alias)
+        if is_citus():
+            return queryset  # Citus moves shards itself: no copy of ours is ever on a node
         copied = current_placement().copied_shards_on(alias) if alias else ()
         return queryset.exclude(logical_shard__in=copied) if copied else queryset
+
+    def filter(self, *args: Any, **kwargs: Any) -> Self:
+        return super().filter(*args, **_with_distribution_value(kwargs))
+
+
+def _with_distribution_value(lookups: dict[str, Any]) -> dict[str, Any]:
+    """With Citus, a lookup by id or by user also names the row's logical shard, Citus's distribution column.
+
+    Citus then routes the query to the one Citus shard holding the row (and allows FOR UPDATE on it), where a
+    lookup by id alone would be sent to every shard. The result is the same: ids carry their shard and users
+    own theirs, so the added condition holds for every row the lookup matches.
+    """
+    if not lookups or "logical_shard" in lookups or not is_citus():
+        return lookups
+    for key, shard_of_value in (("id", shard_of_id), ("pk", shard_of_id), ("user_id", shard_of)):
+        value = lookups.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            shard = shard_of_value(int(value))
+        except (TypeError, ValueError, ArithmeticError):
+            continue  # not an id (InvalidIdError is a ValueError): the lookup itself finds nothing or complains
+        return {**lookups, "logical_shard": shard}
+    return lookups
 
 
 class ShardedModel(models.Model):

@@ -18,6 +18,7 @@ from django.db import connections, transaction
 from django.db.backends.utils import CursorWrapper
 
 from .config import COORDINATOR_ALIAS
+from .engine import is_citus
 from .placement import all_workers
 from .transactions import parse_gid
 
@@ -107,6 +108,8 @@ def _finish(alias: str, gid: str, verb: str) -> bool:
 def recover_in_doubt_transactions(grace_seconds: float | None = None) -> RecoveryReport:
     grace = settings.SHARDING["RECOVERY_GRACE_SECONDS"] if grace_seconds is None else grace_seconds
     report = RecoveryReport()
+    if is_citus():
+        return report  # no transaction of ours is ever prepared: Citus recovers its own (citus.recover_2pc_interval)
     with transaction.atomic(using=COORDINATOR_ALIAS):
         coordinator = connections[COORDINATOR_ALIAS].cursor()
         coordinator.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", RECOVERY_LOCK)

@@ -45,8 +45,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.transaction import TransactionManagementError
 
 from . import failpoints
-from .config import COORDINATOR_ALIAS
+from .config import CITUS_ALIAS, COORDINATOR_ALIAS
 from .deadline import seconds_left
+from .engine import is_citus
 from .errors import ShardingError
 from .fencing import is_moved_error
 from .placement import all_workers, check_node, invalidate_placement
@@ -136,6 +137,10 @@ def atomic_on_nodes(aliases: Iterable[str]) -> Iterator[DistributedTransaction]:
     nodes = sorted({check_node(alias) for alias in aliases}, key=node_order)
     if not nodes:
         raise ValueError("atomic_on_nodes() needs at least one node")
+    if is_citus():
+        # Every worker alias is the Citus coordinator: one local transaction there, which Citus commits with
+        # its own two-phase commit when it touched several Citus workers (and recovers itself).
+        nodes = [CITUS_ALIAS]
     _ensure_outside_transactions(nodes)
     tx = DistributedTransaction(nodes)
     try:

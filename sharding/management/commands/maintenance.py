@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 from django.utils.module_loading import import_string
 
+from sharding.engine import is_citus
 from sharding.moves import settle_abandoned_fences
 from sharding.recovery import recover_in_doubt_transactions
 
@@ -35,10 +36,11 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         self.stdout.write(f"maintenance: every {interval:g}s (Ctrl-C stops)")
         tasks = [import_string(path) for path in getattr(settings, "MAINTENANCE_TASKS", [])]
-        loops = [
-            threading.Thread(target=run_loop, args=([recover], interval, stop, once), name="recovery", daemon=True),
-            threading.Thread(target=run_loop, args=(tasks, interval, stop, once), name="tasks", daemon=True),
-        ]
+        loops = [threading.Thread(target=run_loop, args=(tasks, interval, stop, once), name="tasks", daemon=True)]
+        # With Citus our two-phase commit never runs, so neither does its recovery: Citus recovers its own.
+        if not is_citus():
+            loops.insert(0, threading.Thread(target=run_loop, args=([recover], interval, stop, once), name="recovery",
+                                             daemon=True))
         for loop in loops:
             loop.start()
         while any(loop.is_alive() for loop in loops) and not stop.is_set():

@@ -5,6 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from sharding.catalogue import bootstrap_catalogue
+from sharding.engine import is_citus
 
 
 class Command(BaseCommand):
@@ -12,7 +13,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = options["verbosity"]
-        for alias in settings.DATABASES:
+        # With Citus every alias is the coordinator: one database, migrated once (sharding.engine).
+        aliases = ["default"] if is_citus() else list(settings.DATABASES)
+        for alias in aliases:
             self.stdout.write(f"migrating {alias} ...")
             call_command("migrate", database=alias, interactive=False, verbosity=max(0, verbosity - 1))
         if any(str(cache["BACKEND"]).endswith("DatabaseCache") for cache in settings.CACHES.values()):
