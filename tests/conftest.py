@@ -62,6 +62,14 @@ def worker_names():
     return [node["name"] for node in settings.CLUSTER_CONFIG["nodes"] if node["role"] == "worker"]
 
 
+def two_workers():
+    """Two workers to put a buyer and a seller on: two different ones on our own engine. With Citus every logical
+    shard is on the one alias `citus` (the coordinator), so both are that alias; two users there are on two
+    logical shards, which Citus places on its workers itself."""
+    names = worker_names()
+    return (names[0], names[0]) if settings.SHARDING["ENGINE"] == "citus" else (names[0], names[1])
+
+
 def coordinator_name():
     return next(node["name"] for node in settings.CLUSTER_CONFIG["nodes"] if node["role"] == "coordinator")
 

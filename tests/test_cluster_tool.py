@@ -10,6 +10,8 @@ import pytest
 
 import cluster
 
+# The tool on a cluster of its own engine (cluster `toolcheck`), whatever engine the suite runs on.
+pytestmark = pytest.mark.own_engine
 NAME = "toolcheck"
 REPO = Path(__file__).resolve().parent.parent
 

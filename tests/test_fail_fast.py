@@ -23,7 +23,8 @@ from sharding.breaker import NodeUnavailableError
 from sharding.placement import all_workers, node_for_user
 from tests.conftest import REPO, server_env, worker_names
 
-pytestmark = pytest.mark.usefixtures("clean_marketplace")
+# Our breaker in front of our own workers: each test stops one of them by its name in the cluster config.
+pytestmark = [pytest.mark.usefixtures("clean_marketplace"), pytest.mark.own_engine]
 
 
 @pytest.fixture

@@ -147,6 +147,7 @@ def test_cursor_of_wrong_length_is_rejected():
         decode_cursor(encode_cursor((1, 2)), length=3)
 
 
+@pytest.mark.own_engine  # restarts one of our own workers by name
 def test_fan_out_reconnects_after_a_node_restarts():
     import os
 

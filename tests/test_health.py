@@ -72,6 +72,7 @@ def test_staff_see_every_node(staff_client):
     _assert_details(body)
 
 
+@pytest.mark.own_engine  # stops one of our own workers by name
 def test_health_is_503_while_a_worker_is_down(staff_client):
     name, victim = os.environ["CLUSTER_NAME"], worker_names()[-1]
     cluster.stop_node(name, victim, log=lambda *_: None)

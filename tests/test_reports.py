@@ -24,7 +24,7 @@ from app.wallet.models import LedgerEntry
 from app.wallet.services import deposit
 from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
-from tests.conftest import worker_names
+from tests.conftest import two_workers, worker_names
 
 REPORTS = "/api/v1/reports/"
 USER_REPORTS = ("transactions", "sales", "purchases")
@@ -94,7 +94,7 @@ ORDERS = [
 
 @pytest.fixture
 def market(clean_marketplace):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     users = {
         "seller1": new_user("seller1", w1), "buyer1": new_user("buyer1", w1),
         "seller2": new_user("seller2", w2), "buyer2": new_user("buyer2", w2),

@@ -23,6 +23,9 @@ from tests.shardtest.models import Account
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Our own two-phase commit and its recovery (with Citus, Citus does both).
+pytestmark = pytest.mark.own_engine
+
 
 @pytest.fixture
 def bank(clean_shardtest):

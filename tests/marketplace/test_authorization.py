@@ -1,7 +1,7 @@
 """Who may see and touch what: other users' ids are 404, other users' rows never show, no token is 401."""
 import pytest
 
-from tests.conftest import worker_names
+from tests.conftest import two_workers
 
 from .conftest import assert_error, describe, new_key
 
@@ -37,7 +37,7 @@ def test_protected_endpoints_need_a_token(mk, snapshot, method, path, payload):
 
 @pytest.mark.parametrize("placement", ["different_workers", "same_worker"])
 def test_other_users_ids_are_not_found(mk, snapshot, refusals, placement):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     alice = mk.user_on(w1)
     bob = mk.user_on(w2 if placement == "different_workers" else w1)
     carol = mk.user_on(w2)
@@ -89,7 +89,7 @@ def test_other_users_ids_are_not_found(mk, snapshot, refusals, placement):
 
 
 def test_lists_show_only_your_own_rows(mk):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     alice, bob, carol = mk.user_on(w1), mk.user_on(w2), mk.user_on(w1)
     mk.deposit(alice, "70.00")
     mk.deposit(bob, "30.00")

@@ -1,7 +1,7 @@
 """Bad input: every refused request gets its status and error code and changes nothing."""
 import pytest
 
-from tests.conftest import worker_names
+from tests.conftest import two_workers
 
 from .conftest import assert_error, describe, new_key
 
@@ -23,7 +23,7 @@ BAD_PRICES = ["0.00", "0", "-1.00", "abc", "1e3", "0.001", "1000000.01", "NaN", 
 @pytest.fixture
 def world(mk):
     """A seller (worker 1) with a listed, an unlisted and a sold item; a buyer (worker 2) with money; a poor user."""
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     seller, buyer, poor = mk.user_on(w1), mk.user_on(w2), mk.user_on(w1)
     mk.deposit(seller, "100.00")
     mk.deposit(buyer, "50.00")

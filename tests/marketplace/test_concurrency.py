@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.conf import settings
 
-from tests.conftest import worker_names
+from tests.conftest import two_workers, worker_names
 
 from .conftest import assert_error, cents, describe, fmt, new_key, run_manage
 
@@ -32,7 +32,7 @@ def audit_ok():
 
 
 def test_many_buyers_race_for_each_item(mk, db_rows):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     buyers = [mk.user_on(w1) for _ in range(20)]
     # 25 items whose seller is on the buyers' worker, 25 on the other one.
     sellers = [mk.user_on(w1), mk.user_on(w1), mk.user_on(w2), mk.user_on(w2)]
@@ -96,7 +96,7 @@ def test_many_buyers_race_for_each_item(mk, db_rows):
 
 
 def test_one_wallet_cannot_overspend(mk):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     buyer = mk.user_on(w1)
     sellers = [mk.user_on(w1), mk.user_on(w2)]
     mk.deposit(buyer, "37.50")
@@ -165,7 +165,7 @@ def no_transaction_in_doubt(mk, db_rows):
 
 def test_price_change_races_with_purchases(mk, db_rows):
     """The buyer pays the price they saw or nothing, whatever the seller does meanwhile."""
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     seller, buyer = mk.user_on(w1), mk.user_on(w2)
     mk.deposit(buyer, "100.00")
     items = [mk.list_item(seller, price="2.00") for _ in range(10)]
@@ -207,7 +207,7 @@ def test_price_change_races_with_purchases(mk, db_rows):
 
 def test_delete_races_with_purchase(mk, db_rows):
     """Deleting a listing while someone buys it: exactly one of the two wins."""
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     seller, buyer = mk.user_on(w2), mk.user_on(w1)
     mk.deposit(buyer, "100.00")
     items = [mk.list_item(seller, price="4.00") for _ in range(10)]
@@ -246,7 +246,7 @@ def test_delete_races_with_purchase(mk, db_rows):
 
 def test_users_on_two_workers_buy_from_each_other_at_once(mk, db_rows):
     """Opposite cross-worker purchases lock the same two wallets: no deadlock, no lost update."""
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     alice, bob = mk.user_on(w1), mk.user_on(w2)
     mk.deposit(alice, "50.00")
     mk.deposit(bob, "50.00")

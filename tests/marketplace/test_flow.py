@@ -2,7 +2,7 @@
 import pytest
 
 from sharding.placement import node_for_user
-from tests.conftest import worker_names
+from tests.conftest import two_workers, worker_names
 
 from .conftest import assert_error, describe, is_id, run_manage
 
@@ -45,7 +45,7 @@ def test_health_lists_every_node(mk):
 
 @pytest.mark.parametrize("placement", ["different_workers", "same_worker"])
 def test_buy_and_resell(mk, db_rows, placement):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     seller_node = w1
     buyer_node = w2 if placement == "different_workers" else w1
     seller = mk.user_on(seller_node)

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import worker_names
+from tests.conftest import two_workers
 
 from .conftest import assert_error, new_key
 
@@ -42,7 +42,7 @@ def test_same_deposit_key_in_parallel_deposits_once(mk):
 
 
 def test_purchase_retried_after_client_timeout_is_charged_once(mk):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     seller, buyer = mk.user_on(w1), mk.user_on(w2)
     mk.deposit(buyer, "50.00")
     item = mk.list_item(seller, price="12.50")
@@ -77,7 +77,7 @@ def test_purchase_retried_after_client_timeout_is_charged_once(mk):
 
 
 def test_same_key_with_another_body_is_refused(mk, snapshot):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     seller, buyer = mk.user_on(w1), mk.user_on(w2)
     first_deposit = mk.deposit(buyer, "40.00", key="deposit-key")
     item, other = mk.list_item(seller, price="10.00"), mk.list_item(seller, price="10.00")
@@ -127,7 +127,7 @@ def test_keys_belong_to_one_user(mk):
 
 
 def test_stored_business_errors_replay(mk):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     seller, buyer = mk.user_on(w1), mk.user_on(w2)
     item = mk.list_item(seller, price="30.00")
     mk.deposit(buyer, "10.00")
@@ -159,7 +159,7 @@ def test_stored_business_errors_replay(mk):
 
 
 def test_same_purchase_key_in_parallel_buys_once(mk):
-    w1, w2 = worker_names()[:2]
+    w1, w2 = two_workers()
     seller, buyer = mk.user_on(w2), mk.user_on(w1)
     mk.deposit(buyer, "30.00")
     item = mk.list_item(seller, price="9.99")

@@ -31,7 +31,8 @@ from tests.conftest import REPO, server_env
 
 from .conftest import assert_error, cents, describe, new_key, run_manage
 
-pytestmark = pytest.mark.slow
+# Our own online shard moves (Citus moves its shards itself).
+pytestmark = [pytest.mark.slow, pytest.mark.own_engine]
 
 
 # --------------------------------------------------------------------------- helpers
