@@ -1,7 +1,11 @@
-"""The Citus layout of the sharded tables (sharding.citus), checked from the models on either engine."""
+"""The Citus engine's parts that need no Citus: the layout of the sharded tables (sharding.citus), checked from the
+models, and the cluster tool's answer when the extension is missing."""
+import pytest
 from django.apps import apps
 from django.db.models import UniqueConstraint
 
+from cluster import citus
+from cluster.config import ClusterError
 from sharding.citus import UNIQUE_RATIONALE, _with_column
 from sharding.db_router import is_sharded
 
@@ -25,3 +29,11 @@ def test_the_distribution_column_is_appended_inside_the_column_list():
     assert _with_column("CREATE UNIQUE INDEX i ON public.t USING btree (a, lower((b)::text)) WHERE (x > 0)") == (
         "CREATE UNIQUE INDEX i ON public.t USING btree (a, lower((b)::text), logical_shard) WHERE (x > 0)"
     )
+
+
+def test_citus_engine_without_the_extension_is_one_line_saying_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(citus, "extension_dirs", lambda bindir: [tmp_path])
+    with pytest.raises(ClusterError) as raised:
+        citus.require_extension(tmp_path)
+    message = str(raised.value)
+    assert "\n" not in message and "github.com/citusdata/citus" in message
