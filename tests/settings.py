@@ -18,7 +18,10 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.shardtest"]
 
 # Failpoints on; a placement is trusted for half a second, so a shard move announces itself quickly.
 # A failed node is probed every 0.2 s, so a test that restarts one gets it back at once.
-SHARDING = {**SHARDING, "FAILPOINTS": True, "PLACEMENT_TTL": 0.5, "BREAKER_PROBE_SECONDS": 0.2}
+# A request's deadline is generous: 20 threads hashing passwords on 2 shared cores can take longer than the 4 s of
+# production without any node being slow (tests/test_request_deadline.py sets its own).
+SHARDING = {**SHARDING, "FAILPOINTS": True, "PLACEMENT_TTL": 0.5, "BREAKER_PROBE_SECONDS": 0.2,
+            "REQUEST_DEADLINE_SECONDS": 30}
 
 # Tests deposit large amounts (a million at once, many times a day): the daily limit is out of their way,
 # except in tests/test_deposit_limit.py, which sets its own.
