@@ -31,11 +31,15 @@ def page_params(request):
     return min(params.validated_data["page_size"], MAX_PAGE_SIZE), params.validated_data.get("cursor")
 
 
-def newest_first_page(request, queryset, serializer_class):
+def newest_first_page(request, queryset, serializer_class, prepare=None):
+    """A page of `queryset`, newest first; `prepare(rows)` may load what the rows need (photos) in bulk."""
     size, cursor = page_params(request)
     if cursor is not None:
         (last_id,) = decode_cursor(cursor, types=(int,))
         queryset = queryset.filter(id__lt=last_id)
     rows = list(queryset.order_by("-id")[: size + 1])
     next_cursor = encode_cursor((rows[size - 1].id,)) if len(rows) > size else None
-    return Response({"results": serializer_class(rows[:size], many=True).data, "next": next_cursor})
+    rows = rows[:size]
+    if prepare is not None:
+        rows = prepare(rows)
+    return Response({"results": serializer_class(rows, many=True).data, "next": next_cursor})
