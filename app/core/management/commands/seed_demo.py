@@ -35,7 +35,7 @@ DEPOSITS_PER_TRANSACTION = 200
 DEFAULT_SALES_CAP = 5000
 UNLISTED_SHARE = 0.10
 PICK_TRIES = 50
-DEFAULT_PHOTOS_CAP = 2000  # a photo each is two JPEG encodings: 100,000 items would take many minutes  # random listings tried per sale before giving up on an affordable one
+DEFAULT_PHOTOS_CAP = 1000  # a photo each is two JPEG encodings: 100,000 items would take many minutes  # random listings tried per sale before giving up on an affordable one
 
 
 class Progress:
