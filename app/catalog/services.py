@@ -218,7 +218,7 @@ def copy_photos(*, source: Item, target: Item) -> list[Photo]:
     either item can later lose its photos without taking the other's; should the transaction roll back, the
     copies have no row and the maintenance clean-up deletes them."""
     copies = []
-    for photo in _photos_of(source._state.db, source.id):
+    for photo in source.photos:  # loaded under the listing's lock (by its listing.sold event): no round trip more
         copies.append(Photo(
             user_id=target.user_id, item_id=target.id, position=photo.position,
             image=images.copy_file(photo.image), width=photo.width, height=photo.height,
