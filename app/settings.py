@@ -370,11 +370,12 @@ if MEDIA_STORAGE == "s3":
         "default_acl": None,  # the bucket's policy makes photos/ readable
         "object_parameters": {"CacheControl": "public, max-age=31536000, immutable"},  # names never change
     }}
-    # Where the pages load photos from, for the Content-Security-Policy.
-    _origin = os.environ.get("MEDIA_ORIGIN", "").strip() or (
-        f"https://{os.environ['AWS_S3_CUSTOM_DOMAIN']}" if os.environ.get("AWS_S3_CUSTOM_DOMAIN")
-        else os.environ.get("AWS_S3_ENDPOINT_URL") or f"https://{_bucket}.s3.amazonaws.com")
-    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].append(_origin.rstrip("/"))
+    # Where the pages load photos from, for the Content-Security-Policy (space-separated origins).
+    _origins = os.environ.get("MEDIA_ORIGIN", "").split() or (
+        [f"https://{os.environ['AWS_S3_CUSTOM_DOMAIN']}"] if os.environ.get("AWS_S3_CUSTOM_DOMAIN")
+        else [os.environ["AWS_S3_ENDPOINT_URL"]] if os.environ.get("AWS_S3_ENDPOINT_URL")
+        else ["https://s3.amazonaws.com", "https://*.amazonaws.com"])  # AWS's path- and virtual-host-style URLs
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].extend(origin.rstrip("/") for origin in _origins)
 SERVE_MEDIA = not PRODUCTION and MEDIA_STORAGE == "filesystem"
 # A photo upload's file is kept in memory up to this size, beyond it in a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
