@@ -168,8 +168,9 @@ def delete_photo(*, owner_id: int, item_id: int, photo_id: int) -> None:
         gone = next((photo for photo in photos if photo.id == photo_id), None)
         if gone is None:
             raise NotFound("No such photo.")
-        gone.delete()
-        _renumber(alias, [photo for photo in photos if photo.id != photo_id])
+        remaining = [photo for photo in photos if photo.id != photo_id]
+        gone.delete()  # (which sets its id to None)
+        _renumber(alias, remaining)
         _photos_changed(item)
         _delete_files_after_commit(alias, [gone])
 

@@ -2,6 +2,7 @@
 who may change them, purchases that carry them (on one worker and across two), deletions that remove the
 files, the maintenance clean-up, the partner and Google feeds, listing.updated events, and shard moves."""
 import io
+import re
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
@@ -81,8 +82,9 @@ def test_an_upload_is_turned_upright_resized_and_served_without_its_gps_position
     # Two new files, with names that tell nothing of the seller or the item.
     new = media_files() - before
     assert new == {stored_name(photo["url"]), stored_name(photo["thumbnail_url"])}
-    for name in new:
-        assert seller["username"] not in name and seller["id"] not in name and item["id"] not in name, name
+    for name in new:  # 128 random bits, nothing else
+        assert re.fullmatch(r"photos/([0-9a-f]{2})/\1[0-9a-f]{30}\.jpg", name), name
+        assert seller["username"] not in name and item["id"] not in name, name
 
     # PNG and WebP are accepted too, and become the next photos.
     second = add(mk, seller, item["id"], images.png((400, 300)), name="a.png", content_type="image/png")
