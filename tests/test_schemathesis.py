@@ -69,19 +69,20 @@ def drops_authorization(case):
 
 def with_a_real_item(case, operation_id, new_item):
     """Positive cases of the photo endpoints: the path names an item of the user (with a photo, for the order
-    and the delete), and an upload sends a real PNG of the generated file's name (Schemathesis makes bytes that
-    are no image). Negative cases are sent as generated."""
+    and the delete), and an upload sends a real PNG (Schemathesis makes bytes that are no image), passed as the
+    request's own file so that the case stays the positive one it was generated as. Returns (case, extra
+    arguments of the request). Negative cases are sent as generated."""
     if operation_id not in PHOTO_OPERATIONS or case.meta is None or not case.meta.generation.mode.is_positive:
-        return case
+        return case, {}
     item_id, photo_id = new_item()
     case.path_parameters["item_id"] = str(item_id)
-    if operation_id == "items_photos_create" and isinstance(case.body, dict):
-        case.body = {**case.body, "image": PNG}
     if operation_id == "items_photos_destroy":
         case.path_parameters["photo_id"] = str(photo_id)
     if operation_id == "items_photos_order_partial_update" and isinstance(case.body, dict):
         case.body = {**case.body, "photo_ids": [str(photo_id)]}
-    return case
+    if operation_id == "items_photos_create":
+        return case, {"files": {"image": ("photo.png", PNG, "image/png")}}
+    return case, {}
 
 
 def as_a_client_would(case):
@@ -171,10 +172,10 @@ def test_operation_conforms_to_the_description(operation_id, api_schema, auth_he
     )
     @given(case=cases)
     def conforms(case):
-        case = with_a_real_item(as_a_client_would(case), operation_id, new_item)
+        case, extra = with_a_real_item(as_a_client_would(case), operation_id, new_item)
         case.call_and_validate(
             base_url=live_server_url, headers=None if drops_authorization(case) else headers, checks=CHECKS_ALL, excluded_checks=EXCLUDED.get(operation_id, []),
-            timeout=60,
+            timeout=60, **extra,
         )
 
     conforms()
