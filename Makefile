@@ -19,7 +19,7 @@ export MARKETPLACE_ENV := development
 
 help:
 	@echo "make run             set up, start the local cluster, migrate, serve on http://$(HOST):$(PORT)"
-	@echo "make test            set up, start the test cluster, run the whole test suite"
+	@echo "make test            set up, lint (ruff, mypy), start the test cluster, run the whole test suite"
 	@echo "make lint            ruff (the whole repository) and mypy (sharding/, cluster/); needs no cluster"
 	@echo "make bench-2pc       cross-worker (2PC) vs same-worker transfers per second"
 	@echo "make bench-round-trips  round trips per same-worker and cross-worker purchase, per node"
@@ -66,7 +66,8 @@ run: migrate
 	trap 'kill $$maintenance 2>/dev/null; wait $$maintenance 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: setup
+# Lint first: CI (.ci/run runs make test) fails on a lint or type error as on a failing test.
+test: setup lint
 	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m cluster up --workers 2
 	@CLUSTER_NAME=$(TEST_CLUSTER) DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py migrate_cluster
 	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m pytest $(PYTEST_ARGS)

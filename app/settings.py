@@ -113,6 +113,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    "sharding.middleware.RequestDeadlineMiddleware",
     "sharding.middleware.FreshPlacementMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, in production too
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -121,7 +122,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "app.core.middleware.NodeUnavailableMiddleware",
+    "app.core.middleware.ErrorResponseMiddleware",
 ]
 
 ROOT_URLCONF = "app.urls"
@@ -146,7 +147,7 @@ TEMPLATES = [
 CLUSTER_CONFIG_PATH = default_config_path(BASE_DIR)
 CLUSTER_CONFIG = load_cluster_config(CLUSTER_CONFIG_PATH)
 DATABASES = database_settings(CLUSTER_CONFIG, direct=env_flag("DB_DIRECT", False))
-DATABASE_ROUTERS = ["sharding.router.ShardRouter"]
+DATABASE_ROUTERS = ["sharding.db_router.ShardRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SHARDING = {
@@ -166,6 +167,9 @@ SHARDING = {
     "RECOVERY_INTERVAL_SECONDS": float(os.environ.get("SHARDING_RECOVERY_INTERVAL_SECONDS", "5")),
     # A node that failed is probed this often; until it answers, requests that need it fail at once (503).
     "BREAKER_PROBE_SECONDS": float(os.environ.get("SHARDING_BREAKER_PROBE_SECONDS", "1")),
+    # A request's transactions send no statement after this many seconds (a 503 instead; 0: no deadline), and
+    # their lock waits end by then: a slow node or a row locked by an in-doubt transaction costs a few seconds.
+    "REQUEST_DEADLINE_SECONDS": float(os.environ.get("SHARDING_REQUEST_DEADLINE_SECONDS", "4")),
     # Failpoints let tests crash a two-phase commit at chosen moments; never in production.
     "FAILPOINTS": False,
 }
@@ -282,11 +286,24 @@ DAILY_DEPOSIT_LIMIT = int(os.environ.get("DAILY_DEPOSIT_LIMIT", "1000000"))
 # Requests per API key, shared by every server process ("60/min", "1000/hour").
 PARTNER_RATE_LIMIT = os.environ.get("PARTNER_RATE_LIMIT", "60/min")
 
+# Partner webhooks (app.partners.webhooks), sent by `manage.py maintenance`. Every WEBHOOK_* setting is here.
 # Webhooks go to public addresses only (a name is resolved at each send, every address checked, and the checked
 # one connected to). Development and tests deliver to receivers on 127.0.0.1: only there is this on by default.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_flag("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", not PRODUCTION)
 # In production webhooks go to these ports only (comma-separated).
 WEBHOOK_ALLOWED_PORTS = tuple(int(p) for p in os.environ.get("WEBHOOK_ALLOWED_PORTS", "443,80").split(",") if p.strip())
+# A delivery that failed this many times is given up (marked failed); retries wait ~2**attempts s, at most an hour.
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "12"))
+# An endpoint that fails this many times in a row (over all its deliveries) is disabled.
+WEBHOOK_DISABLE_AFTER = int(os.environ.get("WEBHOOK_DISABLE_AFTER", "20"))
+# A delivery run stops starting POSTs after this many seconds, so maintenance is never held up for long.
+WEBHOOK_RUN_SECONDS = float(os.environ.get("WEBHOOK_RUN_SECONDS", "10"))
+# Seconds a run's claim on its deliveries lasts at least (it is stretched to cover the run and one more POST).
+WEBHOOK_LEASE_SECONDS = float(os.environ.get("WEBHOOK_LEASE_SECONDS", "60"))
+# Endpoints POSTed to in parallel by one run (each endpoint's deliveries still go one after the other).
+WEBHOOK_CONCURRENCY = int(os.environ.get("WEBHOOK_CONCURRENCY", "8"))
+# The most bytes of a receiver's answer that are read.
+WEBHOOK_RESPONSE_MAX_BYTES = int(os.environ.get("WEBHOOK_RESPONSE_MAX_BYTES", "65536"))
 
 # /health/ shows its details (nodes, latencies, in-doubt transactions, shard moves) only to staff and to requests
 # with `Authorization: Bearer <this token>`; unset, only staff see them.

@@ -52,6 +52,8 @@ from pathlib import Path
 
 import psycopg2
 
+from benchmarks import UNTHROTTLED_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
 BIN = Path(sys.executable).parent
@@ -178,7 +180,8 @@ FAULTS = [
     Partition("partition-worker", "worker1"),
     Slow("slow-worker", "worker2", SLOW_SECONDS),
     Cut("cut-prepare", "worker1", r"^PREPARE TRANSACTION", "after",
-        f"the proxy closes worker1's connection once PREPARE TRANSACTION is answered ({CUT_MAX} at most, p={CUT_PROBABILITY})"),
+        f"the proxy closes worker1's connection once PREPARE TRANSACTION is answered ({CUT_MAX} at most, "
+        f"p={CUT_PROBABILITY})"),
     Cut("cut-decision", COORDINATOR, r"INSERT INTO sharding_transaction_decision", "alternate",
         "the proxy closes the coordinator's connection at the decision record: once its COMMIT is answered, and "
         f"before it is sent, alternately ({CUT_MAX} at most, p={CUT_PROBABILITY})"),
@@ -361,8 +364,8 @@ class Run:
         listens = [f"{n['name']}=127.0.0.1:0:{n['host']}:{n['bouncer_port']}" for n in self.cfg["nodes"]]
         command = [sys.executable, "-m", "benchmarks.chaos_proxy", "--max-seconds", str(self.budget_seconds()),
                    "--seed", "1", *[arg for listen in listens for arg in ("--listen", listen)]]
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=open(self.workdir / "proxy.log", "w"),
-                                   text=True)
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                                   stderr=open(self.workdir / "proxy.log", "w"), text=True)
         self.processes["proxy"] = process
         ready = json.loads(Lines(process.stdout).get(timeout=15))
         self.proxy = ProxyControl(ready["control"])
@@ -379,7 +382,9 @@ class Run:
 
         rows = self.query(COORDINATOR, "SELECT name, bouncer_port FROM sharding_node")
         self.catalogue_ports = dict(rows)
-        self.set_catalogue_ports({name: self.proxy_ports[name] for name in self.catalogue_ports if name in self.proxy_ports})
+        self.set_catalogue_ports(
+            {name: self.proxy_ports[name] for name in self.catalogue_ports if name in self.proxy_ports}
+        )
 
     def set_catalogue_ports(self, ports):
         conn = self.connect(COORDINATOR, timeout=5)
@@ -404,8 +409,7 @@ class Run:
         self.url = f"http://127.0.0.1:{free_port()}"
         env = self.env(MARKETPLACE_ENV="production", DJANGO_SETTINGS_MODULE="app.settings",
                        DJANGO_SECRET_KEY="chaos-only-secret-key-" + "x" * 40, DJANGO_SECURE_SSL_REDIRECT="0",
-                       DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost", SITE_URL=self.url,
-                       LOGIN_THROTTLE_RATE="1000/min")
+                       DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost", SITE_URL=self.url, **UNTHROTTLED_ENV)
         server_env = {**env, "CLUSTER_CONFIG": str(self.config_copy)}
         self.server_log = self.workdir / "server.log"
         self.maintenance_log = self.workdir / "maintenance.log"
@@ -490,7 +494,8 @@ class Run:
         self.events_path = self.workdir / "events.jsonl"
         self.keys_path = self.workdir / "keys.json"
         command = [sys.executable, "-m", "benchmarks.chaos_load", "--plan", str(self.plan_path),
-                   "--events", str(self.events_path), "--keys", str(self.keys_path), "--threads", str(self.args.threads),
+                   "--events", str(self.events_path), "--keys", str(self.keys_path),
+                   "--threads", str(self.args.threads),
                    "--think", str(self.args.think), "--max-seconds", str(self.budget_seconds())]
         process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=open(self.workdir / "load.log", "w"), text=True)
@@ -600,24 +605,30 @@ class Run:
         delta = total - self.total_before
         ok = delta == seen
         results.append(("money conserved", ok, f"balances grew by {delta / 100:,.2f}, deposits answered 201 sum to "
-                        f"{seen / 100:,.2f}" + (f" ({len(unknown)} keys without an answer, "
-                                                 f"{unknown_money / 100:,.2f} of deposits among them)" if unknown else "")))
+                        f"{seen / 100:,.2f}"
+                        + (f" ({len(unknown)} keys without an answer, "
+                           f"{unknown_money / 100:,.2f} of deposits among them)" if unknown else "")))
 
         # Listings sold once, purchases and sales in pairs
         purchases, sales, items = {}, {}, {}
         dup_sales = []
         for worker in self.workers:
-            for pid, buyer, source, price in self.query(worker, "SELECT id, user_id, source_item_id, price FROM orders_purchase"):
+            for pid, buyer, source, price in self.query(worker, "SELECT id, user_id, source_item_id, price "
+                                                                "FROM orders_purchase"):
                 purchases[pid] = (buyer, source, price, worker)
-            for sid, seller, item, purchase_id in self.query(worker, "SELECT id, user_id, item_id, purchase_id FROM orders_sale"):
+            for sid, seller, item, purchase_id in self.query(worker, "SELECT id, user_id, item_id, purchase_id "
+                                                                     "FROM orders_sale"):
                 if item in sales:
                     dup_sales.append(item)
                 sales[item] = (sid, seller, purchase_id, worker)
             for item_id, status in self.query(worker, "SELECT id, status FROM catalog_item WHERE status = 'sold'"):
                 items[item_id] = status
         results.append(("each listing sold once", not dup_sales,
-                        f"{len(sales)} sales, {len(dup_sales)} listings sold twice" + (f": {dup_sales[:5]}" if dup_sales else "")))
-        unpaired = [pid for pid, (_, source, _, _) in purchases.items() if sales.get(source, (None, None, None))[2] != pid]
+                        f"{len(sales)} sales, {len(dup_sales)} listings sold twice"
+                        + (f": {dup_sales[:5]}" if dup_sales else "")))
+        unpaired = [
+            pid for pid, (_, source, _, _) in purchases.items() if sales.get(source, (None, None, None))[2] != pid
+        ]
         orphan_sales = [item for item, (_, _, pid, _) in sales.items() if pid not in purchases]
         not_sold = [item for item in sales if item not in items]
         results.append(("every purchase has its sale", not unpaired and not orphan_sales and not not_sold,
@@ -633,7 +644,8 @@ class Run:
                                                        "WHERE kind = 'deposit' AND user_id = ANY(%s)", (ids,)):
                 ledger[eid] = (uid, amount)
             stored = dict(((uid, key), (status, response)) for uid, key, status, response in self.query(
-                worker, "SELECT user_id, key, status_code, response FROM core_idempotencykey WHERE user_id = ANY(%s)", (ids,)))
+                worker, "SELECT user_id, key, status_code, response FROM core_idempotencykey "
+                        "WHERE user_id = ANY(%s)", (ids,)))
             for key, entry in keys.items():
                 if users[entry["user"]]["node"] != worker:
                     continue
@@ -650,7 +662,8 @@ class Run:
                     continue
                 rec_id = (record[1] or {}).get("id") if isinstance(record[1], dict) else None
                 if record[0] != final[0] or (final[0] == 201 and str(rec_id) != str(final[2])):
-                    problems.append(f"{key}: the client saw {final[0]} id {final[2]}, the record says {record[0]} id {rec_id}")
+                    problems.append(f"{key}: the client saw {final[0]} id {final[2]}, the record says {record[0]} id "
+                                    f"{rec_id}")
         ok_keys = {k: e for k, e in keys.items() if e["final"] and e["final"][0] == 201}
         for op, rows in (("deposit", ledger), ("purchase", purchases)):
             by_user_seen, by_user_rows = {}, {}
@@ -716,8 +729,8 @@ class Run:
         mark["abandoned"] = self.end_abandoned()
         for node, rows in mark["abandoned"].items():
             for row in rows:
-                log(f"   ABANDONED on {node}: pid {row['pid']} {row['state']} for {row['age_s']}s holding {row['locks']} "
-                    f"locks, last query {row['query'][:70]!r}: ended it")
+                log(f"   ABANDONED on {node}: pid {row['pid']} {row['state']} for {row['age_s']}s holding "
+                    f"{row['locks']} locks, last query {row['query'][:70]!r}: ended it")
         if paused["pending"]:
             paused = self.load_command(f"pause {IN_DOUBT_LIMIT}", timeout=IN_DOUBT_LIMIT + 40)
             log(f"   {paused['pending']} retries still pending after a second settle")
@@ -783,7 +796,8 @@ class Run:
                     self.cluster_up()
                     self.restore_catalogue()
         except Exception as exc:  # noqa: BLE001 - reported, the rest of the cleanup goes on
-            log(f"could not restore sharding_node.bouncer_port ({exc}): the chaos cluster's catalogue points at the proxy")
+            log(f"could not restore sharding_node.bouncer_port ({exc}): the chaos cluster's catalogue points at the "
+                "proxy")
         if "proxy" in self.processes:
             try:
                 self.proxy.send("quit")
@@ -877,7 +891,9 @@ def analyse(run):
         span = [e for e in events if mark["start"] <= e["t"] < mark["pause"]]
         longest = max(span, key=lambda e: e["d"], default=None)
         slow = [e for e in span if e["d"] > LATENCY_LIMIT]
-        five_xx = [e for e in events if mark["gap_start"] <= e["t"] < mark["resumed"] and e["st"] >= 500 and e["st"] != 503]
+        five_xx = [
+            e for e in events if mark["gap_start"] <= e["t"] < mark["resumed"] and e["st"] >= 500 and e["st"] != 503
+        ]
         no_answer = [e for e in span if e["st"] in (0, -1)]
         n503 = sum(1 for e in span if e["st"] == 503)
         window = [r for r in records if mark["gap_start"] <= r[0] < mark["resumed"] + 1]
@@ -1000,28 +1016,31 @@ def report(run, events, records, rows, machine, command, path):
     w(f"`{command}` on {machine['date']}, commit `{machine['commit']}`.\n")
     w(f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM, {machine['os']}; "
       f"Python {machine['python']}, {machine['postgres']}, {machine['pgbouncer']}.\n")
-    w(f"Load average of the machine (1, 5, 15 min) before the run {', '.join(f'{x:.1f}' for x in machine['load_before'])}, "
-      f"after it {', '.join(f'{x:.1f}' for x in os.getloadavg())}: other work on the machine (other engineers' clusters "
-      "and benchmarks) shares the 2 cores, so rates move between windows for reasons of their own; each fault is "
-      "compared with the healthy gap right before it.\n")
+    w("Load average of the machine (1, 5, 15 min) before the run "
+      f"{', '.join(f'{x:.1f}' for x in machine['load_before'])}, "
+      f"after it {', '.join(f'{x:.1f}' for x in os.getloadavg())}: other work on the machine (other engineers' "
+      "clusters and benchmarks) shares the 2 cores, so rates move between windows for reasons of their own; "
+      "each fault is compared with the healthy gap right before it.\n")
     w(f"Cluster `chaos`: a coordinator and 2 workers (PostgreSQL 15 + pgbouncer each), seeded with `seed_demo --users "
-      f"200 --items 2000 --sales 0 --seed 1`; gunicorn {run.args.gunicorn_workers} workers x {run.args.gunicorn_threads} "
-      f"threads (production settings) and `manage.py maintenance` beside it; the app reaches every node through "
-      f"benchmarks/chaos_proxy.py. Load: {len(run.lanes)} client threads "
+      f"200 --items 2000 --sales 0 --seed 1`; gunicorn {run.args.gunicorn_workers} workers x "
+      f"{run.args.gunicorn_threads} threads (production settings) and `manage.py maintenance` beside it; "
+      f"the app reaches every node through benchmarks/chaos_proxy.py. Load: {len(run.lanes)} client threads "
       f"({', '.join(f'{lane} {run.lanes.count(lane)}' for lane in sorted(set(run.lanes)))}), "
       f"{len(run.users)} users registered through the API (half on each worker), think time {run.args.think}s; "
       f"window {run.args.window}s, healthy gap {run.args.gap}s before each fault, {POST_HEAL_SECONDS}s of load after "
       f"the heal, then the load pauses for the checks. {len(events)} requests in all.\n")
 
     w("## Targets\n")
-    w("| fault | no request over 5 s | requests not needing the node keep >= 80% of their rate | 0 invariant violations "
+    w("| fault | no request over 5 s | requests not needing the node keep >= 80% of their rate "
+      "| 0 invariant violations "
       "| no prepared transaction 60 s after the heal | no transaction left open by a vanished client (extra check) |")
     w("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         t = r["targets"]
         longest = f"{r['longest']['d']:.2f} s" if r["longest"] else "-"
         rate = "every request needs the coordinator" if not r["other_exists"] else f"{_pct(r['ratio'])}"
-        in_doubt = f"{r['in_doubt_s']:.0f} s" if r["in_doubt_s"] is not None else f"still {sum(map(len, r['in_doubt_left'].values()))}"
+        in_doubt = (f"{r['in_doubt_s']:.0f} s" if r["in_doubt_s"] is not None
+                    else f"still {sum(map(len, r['in_doubt_left'].values()))}")
         w(f"| {r['fault']} | {_mark(t['latency'])} ({longest}) | {_mark(t['rate'])} ({rate}) | "
           f"{_mark(t['invariants'])} ({len(r['violations'])}) | {_mark(t['in_doubt'])} ({in_doubt}) | "
           f"{_mark(t['abandoned'])} ({sum(map(len, r['abandoned'].values()))}) |")
@@ -1032,8 +1051,8 @@ def report(run, events, records, rows, machine, command, path):
       + (f" ({'; '.join(c[0] for c in final_bad)})" if final_bad else "") + ".\n")
 
     w("## Figures per fault\n")
-    w("*Other requests* are those that do not need the faulty node: the other worker's users and listings, and searches "
-      "that answered 200 (complete or partial). Baseline: the healthy gap before the fault (its first "
+    w("*Other requests* are those that do not need the faulty node: the other worker's users and listings, and "
+      "searches that answered 200 (complete or partial). Baseline: the healthy gap before the fault (its first "
       f"{BASELINE_SKIP:g} s left out). Rates are good answers per second (2xx, and the business answers 402/409 of a "
       "purchase and 404 of an item page); the error rate is the share of attempts without a good answer.\n")
     w("| fault | node | other: good/s before -> during | kept | other: error rate during | all: good/s before -> "
@@ -1046,7 +1065,8 @@ def report(run, events, records, rows, machine, command, path):
         other = (f"{r['base']['good_per_s']:.1f} -> {r['during']['good_per_s']:.1f}" if r["other_exists"] else "n/a")
         w(f"| {r['fault']} | {r['node']} | {other} | {_pct(r['ratio'])} | "
           f"{_pct(r['during']['error_rate']) if r['other_exists'] else 'n/a'} | "
-          f"{r['base_all']['good_per_s']:.1f} -> {r['during_all']['good_per_s']:.1f} -> {r['after_all']['good_per_s']:.1f} | "
+          f"{r['base_all']['good_per_s']:.1f} -> {r['during_all']['good_per_s']:.1f} "
+          f"-> {r['after_all']['good_per_s']:.1f} | "
           f"{_pct(r['during_all']['error_rate'])} | {r['n503']} | {len(r['five_xx'])} | {len(r['no_answer'])} | {lo} | "
           f"{'%.1f s' % r['in_doubt_s'] if r['in_doubt_s'] is not None else 'not within 60 s'} | "
           f"{r['pending_at_pause']} ({r['pending_after_settle']}) |")
@@ -1065,15 +1085,17 @@ def report(run, events, records, rows, machine, command, path):
         w(f"- partial searches during the fault: {len(partial)}")
         rec = r["recovery"]
         if rec["commit"] or rec["rollback"]:
-            w(f"- recovery (manage.py maintenance) settled {rec['commit']} prepared transaction(s) with COMMIT PREPARED "
-              f"and {rec['rollback']} with ROLLBACK PREPARED, the oldest in doubt for {rec['max_age']:.1f} s")
+            w(f"- recovery (manage.py maintenance) settled {rec['commit']} prepared transaction(s) "
+              f"with COMMIT PREPARED and {rec['rollback']} with ROLLBACK PREPARED, "
+              f"the oldest in doubt for {rec['max_age']:.1f} s")
         else:
             w("- recovery had nothing to settle (no prepared transaction was left behind)")
         if r["tx_warnings"]:
             w("- two-phase commit warnings in the server log: "
               + "; ".join(f"{n} x `{m}`" for m, n in r["tx_warnings"].items()))
         if r["breaker"]:
-            w(f"- circuit breaker warnings in the server log: {len(r['breaker'])} (first: `{r['breaker'][0][3][:160]}`)")
+            w(f"- circuit breaker warnings in the server log: {len(r['breaker'])} "
+              f"(first: `{r['breaker'][0][3][:160]}`)")
         if r.get("rules"):
             rules = "; ".join(f"{x['matches']} matches of /{x['pattern']}/, {x['cuts']} cut" for x in r["rules"])
             w(f"- proxy: {rules}")
@@ -1120,13 +1142,15 @@ def report(run, events, records, rows, machine, command, path):
               f"paused, the oldest for {max(x['age_s'] for x in sessions):.0f} s, holding "
               f"{sum(x['locks'] for x in sessions)} locks: their client (an app connection) was gone, but the "
               "connection to pgbouncer was not closed")
-        busy = sum(1 for e in events if r["end"] <= e["t"] < r["pause"] and e.get("msg", "").startswith("The resource is busy"))
+        busy = sum(
+            1 for e in events if r["end"] <= e["t"] < r["pause"] and e.get("msg", "").startswith("The resource is busy")
+        )
         if busy:
             w(f"- {busy} answers 503 `The resource is busy` (lock_timeout) between the heal and the pause")
         kinds = {}
         for record in r["errors"]:
             text = record[4]
-            last = next((l for l in reversed(text[1:]) if l and not l.startswith((" ", "\t"))), "")
+            last = next((line for line in reversed(text[1:]) if line and not line.startswith((" ", "\t"))), "")
             message = re.sub(r"\d{6,}", "N", record[3])[:100]
             kinds.setdefault((message, last[:200]), []).append(record)
         for (message, last), found in list(kinds.items())[:6]:
@@ -1140,8 +1164,8 @@ def report(run, events, records, rows, machine, command, path):
 
     w("## How to read this\n")
     w("Each fault runs for the window, then heals (`cluster up`, the iptables rules removed, or the proxy back to a "
-      "plain proxy); the load goes on for a few seconds, then pauses: every deposit or purchase still without an answer "
-      "is sent again with its Idempotency-Key until it gets one, and the checks run with nothing in flight. "
+      "plain proxy); the load goes on for a few seconds, then pauses: every deposit or purchase still without an "
+      "answer is sent again with its Idempotency-Key until it gets one, and the checks run with nothing in flight. "
       "In the chart (chaos-latest.png) the red bands are the fault windows, orange the seconds after the heal, gray "
       "the pauses; the top panel has good answers per second overall and per lane (the lanes of worker1's and "
       "worker2's users, cross-worker purchases, searches), the bottom one the p99 and the maximum latency of each "

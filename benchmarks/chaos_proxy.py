@@ -86,8 +86,9 @@ class Listener:
         self.rules = []
 
     def describe(self):
-        return {"port": self.port, "upstream": list(self.upstream), "delay": self.delay, "active": len(self.connections),
-                **self.stats, "rules": [r.describe() for r in self.rules], "cut_log": self.cut_log[-50:]}
+        return {"port": self.port, "upstream": list(self.upstream), "delay": self.delay,
+                "active": len(self.connections), **self.stats, "rules": [r.describe() for r in self.rules],
+                "cut_log": self.cut_log[-50:]}
 
 
 class Pipe:

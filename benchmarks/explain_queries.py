@@ -21,7 +21,7 @@ def main():
     from app.catalog.selectors import inventory_of
     from app.orders.selectors import purchases_of, sales_of
     from app.wallet.selectors import ledger_of
-    from sharding.routing import all_workers, node_for_user
+    from sharding.placement import all_workers, node_for_user
 
     alias = all_workers()[0]
     with connections[alias].cursor() as cursor:
@@ -37,7 +37,9 @@ def main():
         "browse newest": search(sort="newest"),
         "browse by price": search(sort="price"),
         "category, newest": search(category="books", sort="newest"),
-        "category and price range, by price": search(category="electronics", min_price=1000, max_price=20000, sort="price"),
+        "category and price range, by price": search(
+            category="electronics", min_price=1000, max_price=20000, sort="price"
+        ),
         "text, relevance": search(q="camera", sort="relevance"),
         "two words, relevance": search(q="vintage laptop", sort="relevance"),
         "typo, relevance": search(q="camra", sort="relevance"),

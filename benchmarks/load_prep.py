@@ -22,7 +22,6 @@ import argparse
 import io
 import json
 import os
-import re
 import time
 
 SENTINEL_USER = 987654321987  # a caller id no demo user has; replaced by :uid in the captured SQL
@@ -86,14 +85,16 @@ def main():
     from app.accounts.services import issue_token
     from app.wallet.models import Wallet
     from app.wallet.services import deposit
-    from sharding.routing import all_workers, node_for_user, shard_of
+    from sharding.placement import all_workers, node_for_user, shard_of
     from sharding.transactions import atomic_on_nodes
 
     started = time.monotonic()
     User = get_user_model()
     users = list(User.objects.filter(username__regex=r"^demo[0-9]+$").order_by("id").values_list("id", "username"))
     if len(users) < 2 * args.slots:
-        raise SystemExit(f"load_prep: only {len(users)} demo users, need at least {2 * args.slots}: seed the cluster first")
+        raise SystemExit(
+            f"load_prep: only {len(users)} demo users, need at least {2 * args.slots}: seed the cluster first"
+        )
 
     if args.roles and os.path.exists(args.roles):
         groups = {int(k): v for k, v in json.load(open(args.roles))["groups"].items()}
@@ -106,7 +107,9 @@ def main():
             with open(args.roles, "w") as f:
                 json.dump({"groups": groups}, f)
     names = dict(users)
-    by_group = {1: [uid for uid, _ in users if groups.get(uid) == 1], 2: [uid for uid, _ in users if groups.get(uid) == 2]}
+    by_group = {
+        1: [uid for uid, _ in users if groups.get(uid) == 1], 2: [uid for uid, _ in users if groups.get(uid) == 2]
+    }
     if not by_group[1] or not by_group[2]:
         raise SystemExit("load_prep: every demo user is in one group: a cross-worker purchase needs two")
 

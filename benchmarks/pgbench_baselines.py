@@ -35,7 +35,6 @@ psycopg2 uses.
 """
 import json
 import os
-import random
 import re
 import subprocess
 import time
@@ -52,45 +51,75 @@ ITEM_COLUMNS = ", ".join(f'"catalog_item"."{c}"' for c in (
     "source_item_id", "created_at", "updated_at", "sold_at", "search_vector"))
 KEY_COLUMNS = ", ".join(f'"core_idempotencykey"."{c}"' for c in (
     "id", "user_id", "logical_shard", "key", "request_hash", "status_code", "response", "created_at"))
-WALLET_COLUMNS = ", ".join(f'"wallet_wallet"."{c}"' for c in ("id", "user_id", "logical_shard", "balance", "updated_at"))
+WALLET_COLUMNS = ", ".join(
+    f'"wallet_wallet"."{c}"' for c in ("id", "user_id", "logical_shard", "balance", "updated_at")
+)
 
 
 def _pick(table, seq, side):
     return f"""SELECT item_id, seller_id, seller_shard, buyer_id, buyer_shard, price, buyer_first::int AS buyer_first,
   quote_literal(seller_username) AS q_seller, quote_literal(buyer_username) AS q_buyer, quote_literal(title) AS q_title,
-  quote_literal(description) AS q_description, quote_literal(category) AS q_category, quote_literal(payload) AS q_payload,
+  quote_literal(description) AS q_description, quote_literal(category) AS q_category, quote_literal(payload) AS \
+q_payload,
   quote_literal('pgb_' || n || '_{side}') AS q_gid
   FROM {table} WHERE n = (SELECT nextval('{seq}')) \\gset
 """
 
 
+# In the statements below, a backslash at the end of a line continues it: each statement stays on one line,
+# as the app sends it.
 def _wallet(who, prefix):
     uid, shard = f":{who}_id", f":{who}_shard"
-    return f"""INSERT INTO "wallet_wallet" ("id", "user_id", "logical_shard", "balance", "updated_at") VALUES (NULL, {uid}, {shard}, 0, now()) ON CONFLICT DO NOTHING;
+    return f"""INSERT INTO "wallet_wallet" ("id", "user_id", "logical_shard", "balance", "updated_at") \
+VALUES (NULL, {uid}, {shard}, 0, now()) ON CONFLICT DO NOTHING;
 SELECT {WALLET_COLUMNS} FROM "wallet_wallet" WHERE "wallet_wallet"."user_id" = {uid} LIMIT 21 FOR UPDATE \\gset {prefix}
 """
 
 
-CLAIM_KEY = f"""INSERT INTO "core_idempotencykey" ("id", "user_id", "logical_shard", "key", "request_hash", "status_code", "response", "created_at") VALUES (NULL, :buyer_id, :buyer_shard, 'pgb-' || :item_id, '{REQUEST_HASH}', NULL, NULL, now()) ON CONFLICT DO NOTHING;
-SELECT {KEY_COLUMNS} FROM "core_idempotencykey" WHERE ("core_idempotencykey"."key" = 'pgb-' || :item_id AND "core_idempotencykey"."user_id" = :buyer_id) LIMIT 21;
+CLAIM_KEY = f"""INSERT INTO "core_idempotencykey" ("id", "user_id", "logical_shard", "key", "request_hash", \
+"status_code", "response", "created_at") VALUES (NULL, :buyer_id, :buyer_shard, 'pgb-' || :item_id, '{REQUEST_HASH}', \
+NULL, NULL, now()) ON CONFLICT DO NOTHING;
+SELECT {KEY_COLUMNS} FROM "core_idempotencykey" WHERE ("core_idempotencykey"."key" = 'pgb-' || :item_id AND \
+"core_idempotencykey"."user_id" = :buyer_id) LIMIT 21;
 """
-LOCK_LISTING = f"""SELECT {ITEM_COLUMNS} FROM "catalog_item" WHERE "catalog_item"."id" = :item_id ORDER BY "catalog_item"."id" ASC LIMIT 1 FOR UPDATE;
+LOCK_LISTING = f"""SELECT {ITEM_COLUMNS} FROM "catalog_item" WHERE "catalog_item"."id" = :item_id \
+ORDER BY "catalog_item"."id" ASC LIMIT 1 FOR UPDATE;
 """
-SELL_LISTING = """UPDATE "catalog_item" SET "status" = 'sold', "updated_at" = now(), "sold_at" = now() WHERE "catalog_item"."id" = :item_id;
-INSERT INTO "catalog_listingevent" ("id", "user_id", "logical_shard", "event_type", "item_id", "payload", "created_at", "dispatched_at") VALUES (NULL, :seller_id, :seller_shard, 'listing.sold', :item_id, :q_payload::jsonb, now(), NULL) RETURNING "catalog_listingevent"."id";
+SELL_LISTING = """UPDATE "catalog_item" SET "status" = 'sold', "updated_at" = now(), "sold_at" = now() \
+WHERE "catalog_item"."id" = :item_id;
+INSERT INTO "catalog_listingevent" ("id", "user_id", "logical_shard", "event_type", "item_id", "payload", \
+"created_at", "dispatched_at") VALUES (NULL, :seller_id, :seller_shard, 'listing.sold', :item_id, :q_payload::jsonb, \
+now(), NULL) RETURNING "catalog_listingevent"."id";
 """
-BUYER_ROWS = """INSERT INTO "catalog_item" ("id", "user_id", "logical_shard", "owner_username", "title", "description", "category", "price", "status", "source_item_id", "created_at", "updated_at", "sold_at") VALUES (NULL, :buyer_id, :buyer_shard, :q_buyer, :q_title, :q_description, :q_category, :price, 'unlisted', :item_id, now(), now(), NULL) RETURNING "catalog_item"."id" AS new_item, "catalog_item"."search_vector" AS new_vector \\gset
-INSERT INTO "orders_purchase" ("id", "user_id", "logical_shard", "title", "category", "price", "created_at", "item_id", "source_item_id", "seller_id", "seller_username") VALUES (NULL, :buyer_id, :buyer_shard, :q_title, :q_category, :price, now(), :new_item, :item_id, :seller_id, :q_seller) RETURNING "orders_purchase"."id" AS purchase_id \\gset
+BUYER_ROWS = """INSERT INTO "catalog_item" ("id", "user_id", "logical_shard", "owner_username", "title", \
+"description", "category", "price", "status", "source_item_id", "created_at", "updated_at", "sold_at") \
+VALUES (NULL, :buyer_id, :buyer_shard, :q_buyer, :q_title, :q_description, :q_category, :price, 'unlisted', :item_id, \
+now(), now(), NULL) RETURNING "catalog_item"."id" AS new_item, "catalog_item"."search_vector" AS new_vector \\gset
+INSERT INTO "orders_purchase" ("id", "user_id", "logical_shard", "title", "category", "price", "created_at", \
+"item_id", "source_item_id", "seller_id", "seller_username") \
+VALUES (NULL, :buyer_id, :buyer_shard, :q_title, :q_category, :price, now(), :new_item, :item_id, :seller_id, \
+:q_seller) RETURNING "orders_purchase"."id" AS purchase_id \\gset
 """
-SALE_ROW = """INSERT INTO "orders_sale" ("id", "user_id", "logical_shard", "title", "category", "price", "created_at", "item_id", "purchase_id", "buyer_id", "buyer_username") VALUES (NULL, :seller_id, :seller_shard, :q_title, :q_category, :price, now(), :item_id, :purchase_id, :buyer_id, :q_buyer) RETURNING "orders_sale"."id" AS sale_id \\gset
+SALE_ROW = """INSERT INTO "orders_sale" ("id", "user_id", "logical_shard", "title", "category", "price", "created_at", \
+"item_id", "purchase_id", "buyer_id", "buyer_username") VALUES (NULL, :seller_id, :seller_shard, :q_title, \
+:q_category, :price, now(), :item_id, :purchase_id, :buyer_id, :q_buyer) RETURNING "orders_sale"."id" AS sale_id \\gset
 """
-BUYER_PAYS = """UPDATE "wallet_wallet" SET "balance" = :b_balance - :price, "updated_at" = now() WHERE "wallet_wallet"."id" = :b_id;
-INSERT INTO "wallet_ledgerentry" ("id", "user_id", "logical_shard", "kind", "amount", "balance_after", "reference_id", "created_at") VALUES (NULL, :buyer_id, :buyer_shard, 'purchase', 0 - :price, :b_balance - :price, :purchase_id, now()) RETURNING "wallet_ledgerentry"."id";
+BUYER_PAYS = """UPDATE "wallet_wallet" SET "balance" = :b_balance - :price, "updated_at" = now() \
+WHERE "wallet_wallet"."id" = :b_id;
+INSERT INTO "wallet_ledgerentry" ("id", "user_id", "logical_shard", "kind", "amount", "balance_after", "reference_id", \
+"created_at") VALUES (NULL, :buyer_id, :buyer_shard, 'purchase', 0 - :price, :b_balance - :price, :purchase_id, now()) \
+RETURNING "wallet_ledgerentry"."id";
 """
-SELLER_PAID = """UPDATE "wallet_wallet" SET "balance" = :s_balance + :price, "updated_at" = now() WHERE "wallet_wallet"."id" = :s_id;
-INSERT INTO "wallet_ledgerentry" ("id", "user_id", "logical_shard", "kind", "amount", "balance_after", "reference_id", "created_at") VALUES (NULL, :seller_id, :seller_shard, 'sale', :price, :s_balance + :price, :sale_id, now()) RETURNING "wallet_ledgerentry"."id";
+SELLER_PAID = """UPDATE "wallet_wallet" SET "balance" = :s_balance + :price, "updated_at" = now() \
+WHERE "wallet_wallet"."id" = :s_id;
+INSERT INTO "wallet_ledgerentry" ("id", "user_id", "logical_shard", "kind", "amount", "balance_after", "reference_id", \
+"created_at") VALUES (NULL, :seller_id, :seller_shard, 'sale', :price, :s_balance + :price, :sale_id, now()) \
+RETURNING "wallet_ledgerentry"."id";
 """
-STORE_RESPONSE = """UPDATE "core_idempotencykey" SET "status_code" = 201, "response" = jsonb_build_object('id', :purchase_id::text, 'item_id', :new_item::text, 'source_item_id', :item_id::text, 'price', :price, 'seller', jsonb_build_object('id', :seller_id::text, 'username', :q_seller), 'balance', :b_balance - :price) WHERE ("core_idempotencykey"."key" = 'pgb-' || :item_id AND "core_idempotencykey"."user_id" = :buyer_id);
+STORE_RESPONSE = """UPDATE "core_idempotencykey" SET "status_code" = 201, "response" = jsonb_build_object('id', \
+:purchase_id::text, 'item_id', :new_item::text, 'source_item_id', :item_id::text, 'price', :price, 'seller', \
+jsonb_build_object('id', :seller_id::text, 'username', :q_seller), 'balance', :b_balance - :price) \
+WHERE ("core_idempotencykey"."key" = 'pgb-' || :item_id AND "core_idempotencykey"."user_id" = :buyer_id);
 """
 BEGIN = "BEGIN;\nSET LOCAL lock_timeout = '2000ms';\n"
 PREPARE = """SELECT pg_current_xact_id_if_assigned() IS NOT NULL;
@@ -130,11 +159,13 @@ def buyer_half_script():
     )
 
 
-DECISION_SCRIPT = """-- the commit point of a cross-worker purchase, on the coordinator (negative ids: removed afterwards)
+DECISION_SCRIPT = """-- the commit point of a cross-worker purchase, on the coordinator (negative ids: removed \
+afterwards)
 \\set k random(-9000000000000000000, -1)
 BEGIN;
 SELECT pg_advisory_xact_lock(:k);
-INSERT INTO sharding_transaction_decision (txid, participants, created_at) VALUES (:k, ARRAY['worker1','worker2'], now());
+INSERT INTO sharding_transaction_decision (txid, participants, created_at) \
+VALUES (:k, ARRAY['worker1','worker2'], now());
 COMMIT;
 """
 
@@ -208,7 +239,8 @@ class PgbenchRun:
             "label": self.label, "tps": float(found.group(1)) if found else 0.0, "wall": wall,
             "transactions": int(done.group(1)) if done else len(latencies),
             "failed": int(failed.group(1)) if failed else 0, "aborted": aborted,
-            "p50": _percentile(latencies, 0.50), "p95": _percentile(latencies, 0.95), "p99": _percentile(latencies, 0.99),
+            "p50": _percentile(latencies, 0.50), "p95": _percentile(latencies, 0.95),
+            "p99": _percentile(latencies, 0.99),
             "output": output,
         }
 
@@ -234,8 +266,9 @@ def _copy_listings(connection, exclude_users, count):
         cursor.execute("SELECT count(*) FROM catalog_item WHERE NOT (user_id = ANY(%s))", [list(exclude_users)])
         templates = cursor.fetchone()[0]
         cursor.execute(
-            "INSERT INTO catalog_item (user_id, logical_shard, owner_username, title, description, category, price, status, "
-            "created_at, updated_at) SELECT user_id, logical_shard, owner_username, title, description, category, price, "
+            "INSERT INTO catalog_item (user_id, logical_shard, owner_username, title, description, category, price, "
+            "status, created_at, updated_at) "
+            "SELECT user_id, logical_shard, owner_username, title, description, category, price, "
             "'listed', now(), now() FROM catalog_item, generate_series(1, %s) copy "
             "WHERE NOT (user_id = ANY(%s)) LIMIT %s "
             "RETURNING id, user_id, logical_shard, owner_username, title, description, category, price",
@@ -268,9 +301,10 @@ def _pick_rows(listings, buyers, start):
 def _create_pick(connection, table):
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {table}; DROP SEQUENCE IF EXISTS {table}_seq")
-        cursor.execute(f"""CREATE TABLE {table} (n bigint PRIMARY KEY, item_id bigint NOT NULL, seller_id bigint, seller_shard int,
-            seller_username text, buyer_id bigint, buyer_shard int, buyer_username text, title text, description text,
-            category text, price bigint, payload text, buyer_first boolean); CREATE SEQUENCE {table}_seq""")
+        cursor.execute(f"""CREATE TABLE {table} (n bigint PRIMARY KEY, item_id bigint NOT NULL, seller_id bigint,
+            seller_shard int, seller_username text, buyer_id bigint, buyer_shard int, buyer_username text, title text,
+            description text, category text, price bigint, payload text, buyer_first boolean);
+            CREATE SEQUENCE {table}_seq""")
 
 
 def _fill_pick(connection, table, rows):
@@ -328,11 +362,13 @@ def purchase_local(config, prep, workers, *, clients, warmup, seconds, workdir, 
                 copies = _copy_listings(sessions[w], [b["user_id"] for b in buyers[w]], missing)
                 _fill_pick(sessions[w], "bench_pgbench_pick", _pick_rows(copies, buyers[w], len(listings)))
         available = {w: _pick_size(sessions[w], "bench_pgbench_pick") for w in workers}
-        runs = [PgbenchRun(config, w, [(script, 1)], clients, workdir, f"local-warmup-{w}", seconds=warmup) for w in workers]
+        runs = [
+            PgbenchRun(config, w, [(script, 1)], clients, workdir, f"local-warmup-{w}", seconds=warmup) for w in workers
+        ]
         warm = [run.wait() for run in runs]
         _report_failures(warm, log)
         planned = {}
-        for w, part in zip(workers, warm):
+        for w, part in zip(workers, warm, strict=True):
             used = _used(sessions[w], "bench_pgbench_pick")
             rate = max(part["tps"], 1.0)
             want = int(rate * seconds * 1.1) + clients
@@ -343,7 +379,10 @@ def purchase_local(config, prep, workers, *, clients, warmup, seconds, workdir, 
                 copies = _copy_listings(sessions[w], [b["user_id"] for b in buyers[w]], missing + clients)
                 _fill_pick(sessions[w], "bench_pgbench_pick", _pick_rows(copies, buyers[w], available[w]))
             planned[w] = per_client
-        runs = [PgbenchRun(config, w, [(script, 1)], clients, workdir, f"local-{w}", transactions=planned[w]) for w in workers]
+        runs = [
+            PgbenchRun(config, w, [(script, 1)], clients, workdir, f"local-{w}", transactions=planned[w])
+            for w in workers
+        ]
         parts = [run.wait() for run in runs]
         _report_failures(parts, log)
     finally:
@@ -400,7 +439,7 @@ def purchase_2pc(config, prep, workers, *, clients, warmup, seconds, workdir, lo
         _report_failures(warm, log)
         purchase_rate = sum(p["tps"] for p in warm) / 2
         per_client = {}
-        for w, part in zip((a, b), warm):
+        for w, part in zip((a, b), warm, strict=True):
             want = int(max(part["tps"], 1.0) * seconds * 1.1) + clients
             per_client[w] = max(1, want // clients)
         for w in (a, b):
@@ -414,7 +453,9 @@ def purchase_2pc(config, prep, workers, *, clients, warmup, seconds, workdir, lo
                 extra = _pick_rows(copies, buyers[other[w]], size[w])
                 _fill_pick(sessions[w], "bench_pgbench_sell", extra)
                 _fill_pick(sessions[other[w]], "bench_pgbench_buy", extra)
-        runs = [PgbenchRun(config, w, scripts, clients, workdir, f"2pc-{w}", transactions=per_client[w]) for w in (a, b)]
+        runs = [
+            PgbenchRun(config, w, scripts, clients, workdir, f"2pc-{w}", transactions=per_client[w]) for w in (a, b)
+        ]
         runs.append(PgbenchRun(config, "coordinator", [(decision_script, 1)], 1, workdir, "2pc-decision",
                                seconds=seconds, rate=max(1, int(purchase_rate))))
         parts = [run.wait() for run in runs]

@@ -44,8 +44,21 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.run_bench import (REPO, RESULTS_DIR, Server, _busy, _worker_connections, cluster, finish_locust, log,
-                                  machine_info, manage, run, run_data, start_locust)
+from benchmarks.run_bench import (
+    REPO,
+    RESULTS_DIR,
+    Server,
+    _busy,
+    _worker_connections,
+    cluster,
+    finish_locust,
+    log,
+    machine_info,
+    manage,
+    run,
+    run_data,
+    start_locust,
+)
 from benchmarks.search_latency import _check_and_analyze
 from cluster.config import cluster_dir, config_path, load_config
 
@@ -103,7 +116,8 @@ def _coordinator(name):
 
 
 def predicted_moves(name):
-    """The shards `manage.py rebalance` will move once one more (empty) worker is added: its own plan, run early."""
+    """The shards `manage.py rebalance` will move once one more (empty) worker is added (its own plan, run early),
+    and the worker each of the 64 shards will be on after it."""
     os.environ["CLUSTER_NAME"] = name
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
     import django
@@ -111,15 +125,18 @@ def predicted_moves(name):
     django.setup()
     from django.db import connections
 
+    from sharding.placement import NodeInfo, current_placement
     from sharding.rebalance import plan_rebalance
-    from sharding.routing import NodeInfo, current_placement
 
     try:
         placement = current_placement()
         new = f"worker{len(placement.workers) + 1}"
         placement = replace(placement, workers=(*placement.workers, new),
                             node_info={**placement.node_info, new: NodeInfo(new, "worker", None, None, None)})
-        return sorted(move.shard for move in plan_rebalance(placement))
+        moves = plan_rebalance(placement)
+        after = {shard: placement.node_of_shard(shard) for shard in range(len(placement.nodes))}
+        after.update({move.shard: move.target for move in moves})
+        return sorted(move.shard for move in moves), after
     finally:
         connections.close_all()
 
@@ -180,7 +197,8 @@ SELECT (SELECT count(*) FROM wallet_ledgerentry WHERE kind = 'deposit' AND {OWNE
        (SELECT count(*) FROM orders_purchase WHERE {OWNED}),
        (SELECT count(*) FROM orders_sale WHERE {OWNED}),
        (SELECT count(*) FROM wallet_ledgerentry WHERE NOT {OWNED})
-         + (SELECT count(*) FROM orders_purchase WHERE NOT {OWNED}) + (SELECT count(*) FROM orders_sale WHERE NOT {OWNED})
+         + (SELECT count(*) FROM orders_purchase WHERE NOT {OWNED})
+         + (SELECT count(*) FROM orders_sale WHERE NOT {OWNED})
 """
 COUNTS = ("deposit entries", "purchase entries", "sale entries", "purchases", "sales", "rows on shards not owned")
 
@@ -191,7 +209,7 @@ def write_counts(name):
     for connection in _worker_connections(name).values():
         with connection.cursor() as cursor:
             cursor.execute(COUNT_SQL)
-            for key, value in zip(COUNTS, cursor.fetchone()):
+            for key, value in zip(COUNTS, cursor.fetchone(), strict=True):
                 totals[key] += value
         connection.close()
     return totals
@@ -308,7 +326,8 @@ def read_requests(path):
 
     with open(path, newline="") as f:
         return [Request(float(row["start"]), row["name"], float(row["response_time_ms"]), row["success"] == "1",
-                        int(row["status"]), shard(row["shard"]), shard(row["seller_shard"])) for row in csv.DictReader(f)]
+                        int(row["status"]), shard(row["shard"]), shard(row["seller_shard"]))
+                for row in csv.DictReader(f)]
 
 
 def percentile(values, p):
@@ -385,7 +404,8 @@ def analyse(requests, moves, timeline, counts_before, counts_after, cpu):
     return {
         "phases": phases, "figures": figures, "moves": moves, "done": done,
         "mover": summary(m.write_pause_ms for m in done), "client": summary(m.client_pause_ms for m in done),
-        "rows": rows, "move_seconds": move_seconds, "copy_seconds": copy_seconds, "rebalance_seconds": rebalance_seconds,
+        "rows": rows, "move_seconds": move_seconds, "copy_seconds": copy_seconds,
+        "rebalance_seconds": rebalance_seconds,
         "rows_per_move_second": rows / move_seconds if move_seconds else None,
         "rows_per_copy_second": rows / copy_seconds if copy_seconds else None,
         "rows_per_second_overall": rows / rebalance_seconds if rebalance_seconds > 0 else None,
@@ -415,8 +435,8 @@ def targets(result, outcome):
         return "met" if ok else "missed"
 
     rows = [
-        ("0 errors (non-2xx other than expected 409s)", f"{errors} errors, {result['total']['expected_409']} expected 409s",
-         verdict(errors == 0)),
+        ("0 errors (non-2xx other than expected 409s)",
+         f"{errors} errors, {result['total']['expected_409']} expected 409s", verdict(errors == 0)),
         ("0 lost or duplicated writes", "audit_ledger exit " f"{outcome['audit_rc']}; "
          + ("every count matches" if not lost else "; ".join(f"{w}: {c} rows for {s} successes" for w, c, s in lost))
          + (f"; {stray} rows on shards their worker does not own" if stray else ""), verdict(books)),
@@ -453,8 +473,8 @@ def write_results(result, outcome, machine, args, started):
     chart = write_chart(result, outcome)
     load = machine["load_before"]
     busy_note = ("idle before the run" if load[0] < 0.5 else
-                 f"**busy before the run** (1-minute load average {load[0]:.2f} on {machine['cores']} cores: other work "
-                 "was running; the figures are noisier and lower than on an idle machine)")
+                 f"**busy before the run** (1-minute load average {load[0]:.2f} on {machine['cores']} cores: other "
+                 "work was running; the figures are noisier and lower than on an idle machine)")
     machine_cores, other_cores = result["cpu"]
     other_note = ("" if other_cores is None else
                   f" Other work (processes outside this benchmark and its cluster) used {other_cores:.2f} of the "
@@ -481,20 +501,22 @@ def write_results(result, outcome, machine, args, started):
         f"`seed_demo --seed {args.data_seed} --sales 0`.",
         f"- Server: gunicorn, {args.gunicorn_workers} workers × {args.gunicorn_threads} threads (gthread), production "
         "settings, through pgbouncer, `manage.py maintenance` beside it.",
-        f"- Load: Locust, {args.users} users (FastHttpUser, closed loop, wait {args.wait:g} s), class `{LOCUST_CLASS}` of "
-        "benchmarks/locust_rebalance.py: 40% deposits, 20% same-worker and 20% cross-worker purchases (same or other "
-        "worker as placed before the rebalance), 20% item pages of random listings. Each Locust user has its own "
+        f"- Load: Locust, {args.users} users (FastHttpUser, closed loop, wait {args.wait:g} s), class `{LOCUST_CLASS}` "
+        "of benchmarks/locust_rebalance.py: 40% deposits, 20% same-worker and 20% cross-worker purchases (buyer and "
+        "seller on one worker, or on two, both before and after the rebalance, so the share of two-phase commits stays "
+        "the same as shards move), 20% item pages of random listings. Each Locust user has its own "
         f"demo user on each of {len(outcome['written_shards'])} shards "
         + (f"(the shards the rebalance was predicted to move, {outcome['predicted_text']})" if args.writers == "moved"
            else "(every shard, --writers all)")
         + f" and acts as one of them for each request: with probability {args.hot:g} the one on the shard being moved "
-        f"(between moves, one of those shards in turn, a new one every {HotShard.ROTATE:g} s), otherwise one at random. "
-        "So every moved shard takes writes while it moves and at its switch; the listings bought belong to sellers "
-        "on any shard.",
+        f"(between moves, one of those shards in turn, a new one every {HotShard.ROTATE:g} s), otherwise one at "
+        "random. So every moved shard takes writes while it moves and at its switch; the listings bought belong to "
+        "sellers on any shard.",
         f"- Timeline (seconds from the start of the load): `add-node` at {timeline['add_start'] - t0:.1f} "
-        f"({timeline['add_end'] - timeline['add_start']:.1f} s), `rebalance --yes` from {timeline['rebalance_start'] - t0:.1f} "
-        f"to {timeline['rebalance_end'] - t0:.1f} ({result['rebalance_seconds']:.1f} s, {len(done)} moves done of "
-        f"{len(moves)}, exit {outcome['rebalance_rc']}), load stopped at {timeline['load_stop'] - t0:.1f}.",
+        f"({timeline['add_end'] - timeline['add_start']:.1f} s), `rebalance --yes` from "
+        f"{timeline['rebalance_start'] - t0:.1f} to {timeline['rebalance_end'] - t0:.1f} "
+        f"({result['rebalance_seconds']:.1f} s, {len(done)} moves done of {len(moves)}, "
+        f"exit {outcome['rebalance_rc']}), load stopped at {timeline['load_stop'] - t0:.1f}.",
         "",
         "## Targets",
         "",
@@ -504,7 +526,8 @@ def write_results(result, outcome, machine, args, started):
         "",
     ]
     if outcome["rebalance_rc"] != 0 or outcome["add_rc"] != 0:
-        lines += ["## The rebalance failed", "", f"`cluster add-node` exit {outcome['add_rc']}, `manage.py rebalance --yes` "
+        lines += ["## The rebalance failed", "",
+                  f"`cluster add-node` exit {outcome['add_rc']}, `manage.py rebalance --yes` "
                   f"exit {outcome['rebalance_rc']}. Their output:", "", "```", *outcome["add_output"],
                   *outcome["rebalance_output"], "```", ""]
     mover, client = result["mover"], result["client"]
@@ -521,11 +544,12 @@ def write_results(result, outcome, machine, args, started):
         "- By the mover: `write_pause_ms` of each move of this run, the mover's own clock from the moment its fence "
         "transaction holds the shard's fence lock (new writers of the shard wait from then on) to the COMMIT PREPARED "
         "that lets them go, past the switch.",
-        "- At the client: for each moved shard S, among the write requests (deposits and purchases) whose demo user is on "
-        "S, or for a purchase whose seller is on S, that were in flight at S's `switched_at` (start ≤ switched_at ≤ start "
-        "+ response time, Locust's clock and the mover's on the same machine), the longest response time. It is the "
-        "whole request, so it includes the normal work of the request, not only the wait: for scale, writes before the "
-        f"rebalance took p50 {_f(figures['before']['write_p50'], 0)} ms, p99 {_f(figures['before']['write_p99'], 0)} ms. "
+        "- At the client: for each moved shard S, among the write requests (deposits and purchases) whose demo user is "
+        "on S, or for a purchase whose seller is on S, that were in flight at S's `switched_at` (start ≤ switched_at ≤ "
+        "start + response time, Locust's clock and the mover's on the same machine), the longest response time. It is "
+        "the whole request, so it includes the normal work of the request, not only the wait: for scale, writes before "
+        f"the rebalance took p50 {_f(figures['before']['write_p50'], 0)} ms, "
+        f"p99 {_f(figures['before']['write_p99'], 0)} ms. "
         "A shard with no write in flight at that instant has no client figure.",
         "- p50 and p99 are nearest-rank percentiles over the shards (with about 20 shards, p99 is the maximum).",
         "",
@@ -547,28 +571,32 @@ def write_results(result, outcome, machine, args, started):
                      f"{_f(f['other_cores'], 2)} |")
     lines += [
         "",
-        f"During the moves / before: {_f(result['ratio'], 2)} (all successful requests), {_f(result['write_ratio'], 2)} "
-        f"(writes); after / before: {_f(result['after_ratio'], 2)}. `before` leaves out the first {RAMP_SECONDS:g} s "
-        "of load; `during the moves` is the wall time of `manage.py rebalance --yes`.",
+        f"During the moves / before: {_f(result['ratio'], 2)} (all successful requests), "
+        f"{_f(result['write_ratio'], 2)} (writes); after / before: {_f(result['after_ratio'], 2)}. "
+        f"`before` leaves out the first {RAMP_SECONDS:g} s of load; "
+        "`during the moves` is the wall time of `manage.py rebalance --yes`.",
         "",
         "## Rows copied",
         "",
-        f"- {result['rows']} rows copied by {len(done)} moves (the shards' rows of every sharded table, `rows_copied`).",
+        f"- {result['rows']} rows copied by {len(done)} moves "
+        "(the shards' rows of every sharded table, `rows_copied`).",
         f"- Per second of move: {_f(result['rows_per_move_second'], 0)} rows/s (sum of rows_copied / sum of the moves' "
         f"durations, created_at to finished_at: {result['move_seconds']:.1f} s, which include each move's wait of the "
         "placement TTL before it copies).",
-        f"- Per second of copy and catch-up: {_f(result['rows_per_copy_second'], 0)} rows/s (sum of rows_copied / sum of "
-        f"copy_started_at to switched_at: {result['copy_seconds']:.1f} s).",
-        f"- Overall: {_f(result['rows_per_second_overall'], 0)} rows/s (rows / the {result['rebalance_seconds']:.1f} s of "
-        "`rebalance --yes`).",
+        f"- Per second of copy and catch-up: {_f(result['rows_per_copy_second'], 0)} rows/s (sum of rows_copied / sum "
+        f"of copy_started_at to switched_at: {result['copy_seconds']:.1f} s).",
+        f"- Overall: {_f(result['rows_per_second_overall'], 0)} rows/s (rows / the {result['rebalance_seconds']:.1f} s "
+        "of `rebalance --yes`).",
         "",
         "## Errors, lost and duplicated writes",
         "",
         f"- Requests: {result['total']['requests']} in all, {result['total']['ok']} successful, "
         f"{result['total']['errors']} errors, {result['total']['expected_409']} expected 409s "
         f"(`item_not_available`, `price_changed`). Failures by status: {json.dumps(outcome['failures_by_status'])}."
-        + (f" Locust users ran out of listings {outcome['pool_exhausted']} times." if outcome["pool_exhausted"] else ""),
-        f"- `manage.py audit_ledger` after the run: exit {outcome['audit_rc']} (`{outcome['audit_output'][-1] if outcome['audit_output'] else ''}`).",
+        + (f" Locust users ran out of listings {outcome['pool_exhausted']} times."
+           if outcome["pool_exhausted"] else ""),
+        f"- `manage.py audit_ledger` after the run: exit {outcome['audit_rc']} "
+        f"(`{outcome['audit_output'][-1] if outcome['audit_output'] else ''}`).",
         "- Rows created during the run (counted on each worker before the load and after it, on the shards the worker "
         "owns, so a move's copy is not counted) against the successful requests Locust saw:",
         "",
@@ -576,7 +604,8 @@ def write_results(result, outcome, machine, args, started):
         "| --- | ---: | ---: | ---: |",
         *(f"| {what} | {created} | {seen} | {created - seen} |" for what, created, seen in result["checks"]),
         "",
-        f"Rows on shards their worker does not own after the run: {outcome['counts_after']['rows on shards not owned']}.",
+        "Rows on shards their worker does not own after the run: "
+        f"{outcome['counts_after']['rows on shards not owned']}.",
         "",
         "## Moves",
         "",
@@ -623,7 +652,8 @@ def write_csv(result, outcome):
                                  ("write_pause_mover", m.write_pause_ms, "ms"),
                                  ("write_pause_client", m.client_pause_ms, "ms"),
                                  ("writes_in_flight_at_switch", m.writes_in_flight, "requests"),
-                                 ("switched_at", None if m.switched_at is None else m.switched_at - t0, "s from load start")):
+                                 ("switched_at", None if m.switched_at is None else m.switched_at - t0,
+                                  "s from load start")):
             rows.append((key, scope, value, unit))
     with open(RESULTS_DIR / "rebalance-latest.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -749,13 +779,16 @@ def main():
     parser.add_argument("--users", type=int, default=8, help="concurrent locust users (default 8)")
     parser.add_argument("--before", type=int, default=30, help="seconds of load before the rebalance (default 30)")
     parser.add_argument("--after", type=int, default=30, help="seconds of load after the rebalance (default 30)")
-    parser.add_argument("--items", type=int, default=112_000, help="items to seed; about 90%% are listed (default 112000)")
+    parser.add_argument("--items", type=int, default=112_000,
+                        help="items to seed; about 90%% are listed (default 112000)")
     parser.add_argument("--seed-users", type=int, default=10_000)
     parser.add_argument("--data-seed", type=int, default=11)
     parser.add_argument("--reuse", action="store_true",
-                        help="keep the cluster and its data when it exists and is seeded (extra workers are drained first)")
+                        help="keep the cluster and its data when it exists and is seeded "
+                             "(extra workers are drained first)")
     parser.add_argument("--writers", choices=("moved", "all"), default="moved",
-                        help="demo users the load writes as: those of the shards that will move (default), or all shards")
+                        help="demo users the load writes as: those of the shards that will move (default), "
+                             "or all shards")
     parser.add_argument("--hot", type=float, default=0.5,
                         help="share of the tasks done as the demo user of the shard being moved (default 0.5)")
     parser.add_argument("--wait", type=float, default=0.0, help="seconds each locust user waits between requests")
@@ -788,19 +821,22 @@ def main():
         run([sys.executable, "-m", "benchmarks.load_prep", "--slots", str(slots), "--out", str(prep_path)],
             env={"CLUSTER_NAME": name})
         prep = json.loads(prep_path.read_text())
-        predicted = predicted_moves(name)
+        predicted, worker_after = predicted_moves(name)
         log(f"== the rebalance should move {len(predicted)} shards: {predicted}")
-        data = run_data(prep, name, "mix", random.Random(1))  # "mix": every slot gets pools of listings to buy
+        # "mix": every slot gets pools of listings to buy, on the same worker (or on another) before and after
+        data = run_data(prep, name, "mix", random.Random(1), worker_after=worker_after)
         shards = predicted if args.writers == "moved" and predicted else list(range(64))
         data["writers"] = writers(prep, shards, args.users)
         written = sorted({slot["shard"] for group in data["writers"] for slot in group})
         outcome.update(identities=sum(map(len, data["writers"])), identities_each=len(data["writers"][0]),
-                       written_shards=written, predicted_text=f"{len(predicted)} shards: {', '.join(map(str, predicted))}")
+                       written_shards=written,
+                       predicted_text=f"{len(predicted)} shards: {', '.join(map(str, predicted))}")
         log(f"== each locust user writes as {outcome['identities_each']} demo users, on shards {written}")
         counts_before = write_counts(name)
         moves_before = last_move_id(name)
         hot = HotShard(name, workdir / "hot", written, moves_before)
-        log(f"== gunicorn ({args.gunicorn_workers} workers x {args.gunicorn_threads} threads) and maintenance on {name}")
+        log(f"== gunicorn ({args.gunicorn_workers} workers x {args.gunicorn_threads} threads) "
+            f"and maintenance on {name}")
         server = Server(name, False, args, workdir)
         cpu = CpuSampler(cluster_dir(name))
         requests_path, stop_file = workdir / "requests.csv", workdir / "stop"
@@ -841,8 +877,9 @@ def main():
                        pool_exhausted=locust_figures["pool_exhausted"])
         counts_after = write_counts(name)
         log("== manage.py audit_ledger")
-        outcome["audit_rc"], outcome["audit_output"], _, _ = step([sys.executable, "manage.py", "audit_ledger"], "audit",
-                                                                  env={"CLUSTER_NAME": name})
+        outcome["audit_rc"], outcome["audit_output"], _, _ = step(
+            [sys.executable, "manage.py", "audit_ledger"], "audit", env={"CLUSTER_NAME": name}
+        )
         moves = moves_since(name, moves_before)
         requests = read_requests(requests_path)
         outcome.update(requests=requests, counts_before=counts_before, counts_after=counts_after, cpu=cpu)
@@ -856,7 +893,8 @@ def main():
                            stdout=subprocess.DEVNULL)
     log("")
     log(text)
-    log(f"written to benchmarks/results/rebalance-latest.md, .csv and .png ({(time.monotonic() - started) / 60:.1f} min)")
+    log("written to benchmarks/results/rebalance-latest.md, .csv and .png "
+        f"({(time.monotonic() - started) / 60:.1f} min)")
     log("targets: " + "; ".join(f"{what}: {verdict}" for what, _, verdict in target_rows))
 
 

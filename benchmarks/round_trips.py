@@ -22,7 +22,7 @@ from cluster import bouncer
 def _user_on(alias):
     from django.contrib.auth.models import User
 
-    from sharding.routing import node_for_user
+    from sharding.placement import node_for_user
 
     while True:
         user = User.objects.create_user(f"rt{uuid.uuid4().hex[:12]}", password=uuid.uuid4().hex)
@@ -57,7 +57,7 @@ def main():
     _setup_django()
     from django.conf import settings
 
-    from sharding.routing import all_workers
+    from sharding.placement import all_workers
 
     workers = all_workers()
     if len(workers) < 2:
@@ -68,7 +68,9 @@ def main():
     for kind, seller_node in (("same-worker", workers[0]), ("cross-worker", workers[1])):
         seller = _client(_user_on(seller_node))
         listings = [
-            _post(seller, "/api/v1/items", {"title": f"round trip {i}", "price": "1.00", "status": "listed"}, key=False)["id"]
+            _post(
+                seller, "/api/v1/items", {"title": f"round trip {i}", "price": "1.00", "status": "listed"}, key=False
+            )["id"]
             for i in range(args.purchases + 1)
         ]
         # The first purchase creates the seller's wallet: not the steady state.

@@ -59,14 +59,20 @@ BIN = Path(sys.executable).parent
 CLUSTERS = {"bench2w": 2, "bench1w": 1}
 # (scenario, locust class, what it does)
 SCENARIOS = [
-    ("browse", "Browse", "GET listings: newest, a category, a price sort within a category and price range; 30% follow the next page"),
-    ("search", "Search", "GET listings?q=: one or two words of the demo vocabulary or a typo, by relevance (a quarter by price)"),
+    ("browse", "Browse",
+     "GET listings: newest, a category, a price sort within a category and price range; 30% follow the next page"),
+    ("search", "Search",
+     "GET listings?q=: one or two words of the demo vocabulary or a typo, by relevance (a quarter by price)"),
     ("item-detail", "ItemDetail", "GET items/{id} of a random listing"),
     ("deposit", "Deposit", "POST wallet/deposits with an Idempotency-Key"),
-    ("purchase-single", "PurchaseSameWorker", "POST purchases: buyer and seller on the same worker (one local transaction)"),
-    ("purchase-cross", "PurchaseCrossWorker", "POST purchases: buyer and seller on different workers (two-phase commit)"),
-    ("partner-feed", "PartnerFeed", "GET partner/v1/products?page_size=100, following the cursor (a full sync, then again)"),
-    ("mix", "Mix", "30% browse, 20% search, 30% item pages, 5% balance, 5% deposits, 10% purchases (half cross-worker)"),
+    ("purchase-single", "PurchaseSameWorker",
+     "POST purchases: buyer and seller on the same worker (one local transaction)"),
+    ("purchase-cross", "PurchaseCrossWorker",
+     "POST purchases: buyer and seller on different workers (two-phase commit)"),
+    ("partner-feed", "PartnerFeed",
+     "GET partner/v1/products?page_size=100, following the cursor (a full sync, then again)"),
+    ("mix", "Mix",
+     "30% browse, 20% search, 30% item pages, 5% balance, 5% deposits, 10% purchases (half cross-worker)"),
 ]
 PURCHASING = {"purchase-single", "purchase-cross", "mix"}
 # (name, cluster, DB_DIRECT)
@@ -109,7 +115,8 @@ def machine_info():
         pass
     pg = subprocess.run(["/usr/bin/pgbench", "--version"], capture_output=True, text=True).stdout.strip()
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
                                text=True).stdout.strip()
     except OSError:
@@ -184,27 +191,41 @@ def listed_items(name):
     return rows
 
 
-def run_data(prep, name, scenario, rng):
-    """What the locust users of one run need: the prep, item ids to look at, and pools of listings to buy."""
+def run_data(prep, name, scenario, rng, worker_after=None):
+    """What the locust users of one run need: the prep, item ids to look at, and pools of listings to buy.
+
+    A "same" purchase is between users of one worker, a "cross" one between users of two. With worker_after
+    (shard -> the worker it will be on, for the rebalance benchmark) that holds both before and after the
+    moves, so the mix of one-worker and two-phase purchases does not change as shards move.
+    """
     listings = listed_items(name)
     data = {key: prep[key] for key in ("slots", "partner_keys", "categories")}
     if scenario in PURCHASING:
+        from sharding.ids import shard_of_id
+
+        def place(group, shard):
+            return (group, worker_after[shard]) if worker_after else (group,)
+
         slot_users = {slot["user_id"] for slot in prep["slots"]}
-        by_group = {1: [], 2: []}
+        by_place = {}
         for item_id, user_id, price in listings:
             group = prep["groups"].get(str(user_id))
             if group and user_id not in slot_users:
-                by_group[group].append((item_id, price))
+                by_place.setdefault(place(group, shard_of_id(item_id)), []).append((item_id, price))
         pools = {str(slot["slot"]): {"same": [], "cross": []} for slot in prep["slots"]}
-        for group, items in by_group.items():
+        for where, items in sorted(by_place.items()):
             rng.shuffle(items)
             half = len(items) // 2
             for kind, share in (("same", items[:half]), ("cross", items[half:])):
-                # same: slots of this group buy them; cross: slots of the other group.
-                takers = [s for s in prep["slots"] if (s["group"] == group) == (kind == "same")]
+                # same: slots placed where the sellers are; cross: slots placed elsewhere every time.
+                takers = [s for s in prep["slots"] if (
+                    place(s["group"], s["shard"]) == where if kind == "same"
+                    else all(a != b for a, b in zip(place(s["group"], s["shard"]), where, strict=True)))]
                 per_slot = min(POOL_CAP, len(share) // max(1, len(takers)))
                 for index, slot in enumerate(takers):
-                    pools[str(slot["slot"])][kind] = [[str(i), p] for i, p in share[index * per_slot:(index + 1) * per_slot]]
+                    pools[str(slot["slot"])][kind] += [
+                        [str(i), p] for i, p in share[index * per_slot:(index + 1) * per_slot]
+                    ]
         data["pools"] = pools
     # Items to look at: listings no locust user of this run will buy (a sold item is a 404 to others).
     to_buy = {item_id for pool in data.get("pools", {}).values() for kind in pool.values() for item_id, _ in kind}
@@ -230,7 +251,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ, "CLUSTER_NAME": name, "DB_DIRECT": "1" if direct else "0",
-            "MARKETPLACE_ENV": "production", "DJANGO_SETTINGS_MODULE": "app.settings", "DJANGO_SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
+            "MARKETPLACE_ENV": "production", "DJANGO_SETTINGS_MODULE": "app.settings",
+            "DJANGO_SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
             "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             # Partner keys are rate limited to 60/min by default: the feed scenario would measure 429s.
             "PARTNER_RATE_LIMIT": "100000000/min", "SITE_URL": self.url,
@@ -343,7 +365,8 @@ def finish_locust(run):
         "rps": float(aggregated["Requests/s"]), "p50": _ms(aggregated["50%"]), "p95": _ms(aggregated["95%"]),
         "p99": _ms(aggregated["99%"]), "requests": int(aggregated["Request Count"]),
         "errors": int(aggregated["Failure Count"]), "expected_409": counters.get("expected_409", 0),
-        "pool_exhausted": counters.get("pool_exhausted", 0), "failures_by_status": counters.get("failures_by_status", {}),
+        "pool_exhausted": counters.get("pool_exhausted", 0),
+        "failures_by_status": counters.get("failures_by_status", {}),
         "loadgen_cpu": 100.0 * (usage.ru_utime + usage.ru_stime) / wall,
         "server_cpu": 100.0 * server_cpu / wall,
         "machine_cpu": 100.0 * busy / total if total else None,
@@ -375,9 +398,11 @@ def measure_config(config_name, name, direct, prep, args, workdir, rng):
                 continue
             label = f"{name}-{'direct' if direct else 'pgbouncer'}-{scenario}"
             log(f"   {scenario}: warm-up {args.warmup}s ...")
-            locust(server, locust_class, run_data(prep, name, scenario, rng), args.warmup, args, workdir, label + "-warmup")
+            locust(server, locust_class, run_data(prep, name, scenario, rng), args.warmup, args, workdir,
+                   label + "-warmup")
             log(f"   {scenario}: measuring {args.duration}s ...")
-            figures = locust(server, locust_class, run_data(prep, name, scenario, rng), args.duration, args, workdir, label)
+            figures = locust(server, locust_class, run_data(prep, name, scenario, rng), args.duration, args, workdir,
+                             label)
             figures.update(scenario=scenario, config=config_name)
             results.append(figures)
             log(f"   {scenario}: {figures['rps']:.1f} req/s, p50/p95/p99 {_fmt(figures['p50'])}/{_fmt(figures['p95'])}/"
@@ -415,7 +440,8 @@ def pgbench_baselines(name, prep, args, workdir):
         result = step()
         result.update(scenario=scenario, config=label, loadgen_cpu=None, server_cpu=None, machine_cpu=None,
                       expected_409=0)
-        log(f"   {result['rps']:.1f}/s, p50/p95/p99 {_fmt(result['p50'])}/{_fmt(result['p95'])}/{_fmt(result['p99'])} ms, "
+        log(f"   {result['rps']:.1f}/s, p50/p95/p99 "
+            f"{_fmt(result['p50'])}/{_fmt(result['p95'])}/{_fmt(result['p99'])} ms, "
             f"{result['requests']} transactions, {result['errors']} errors")
         out.append(result)
     return out
@@ -535,11 +561,13 @@ def write_results(rows, machine, args, data_info, target_rows, started):
         "",
         "| scenario | configuration | rps | p50 | p95 | p99 | requests | errors | 409s | locust CPU | gunicorn CPU | "
         "machine CPU | baseline | ratio | p99 ratio | vs DB limit |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for row in rows:
         lines.append(
-            f"| {row['scenario']} | {row['config']} | {row['rps']:.1f} | {_fmt(row.get('p50'))} | {_fmt(row.get('p95'))} "
+            f"| {row['scenario']} | {row['config']} | {row['rps']:.1f} | {_fmt(row.get('p50'))} "
+            f"| {_fmt(row.get('p95'))} "
             f"| {_fmt(row.get('p99'))} | {row['requests']} | {row['errors']} | {row.get('expected_409', 0)} "
             f"| {_pct(row.get('loadgen_cpu'))} | {_pct(row.get('server_cpu'))} | {_pct(row.get('machine_cpu'))} "
             f"| {row.get('baseline') or '—'} | {_fmt(row.get('ratio'), 2)} | {_fmt(row.get('p99_ratio'), 2)} "
@@ -579,12 +607,14 @@ def main():
     parser.add_argument("--duration", type=int, default=30, help="seconds measured per scenario (default 30)")
     parser.add_argument("--warmup", type=int, default=10, help="seconds of discarded warm-up per scenario (default 10)")
     parser.add_argument("--users", type=int, default=16, help="concurrent locust users (default 16)")
-    parser.add_argument("--wait", type=float, default=0.0, help="seconds each locust user waits between requests (default 0)")
+    parser.add_argument("--wait", type=float, default=0.0,
+                        help="seconds each locust user waits between requests (default 0)")
     parser.add_argument("--gunicorn-workers", type=int, default=4)
     parser.add_argument("--gunicorn-threads", type=int, default=2)
     parser.add_argument("--pgbench-clients", type=int, default=4, help="pgbench clients per node (default 4)")
     parser.add_argument("--seed-users", type=int, default=10_000)
-    parser.add_argument("--items", type=int, default=112_000, help="items to seed; about 90%% are listed (default 112000)")
+    parser.add_argument("--items", type=int, default=112_000,
+                        help="items to seed; about 90%% are listed (default 112000)")
     parser.add_argument("--data-seed", type=int, default=11)
     parser.add_argument("--scenarios", help="comma-separated subset (default: all)")
     parser.add_argument("--reuse", action="store_true", help="keep the clusters and data of the last run (not fresh)")
@@ -592,7 +622,8 @@ def main():
     args.scenarios = set(args.scenarios.split(",")) if args.scenarios else None
     started = time.monotonic()
     machine = machine_info()
-    log(f"== load benchmark: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB; commit {machine['commit']}")
+    log(f"== load benchmark: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB; "
+        f"commit {machine['commit']}")
     workdir = tempfile.mkdtemp(prefix="bench-")
     log(f"== logs and raw locust/pgbench output in {workdir}")
     rng = random.Random(1)
@@ -629,13 +660,16 @@ def main():
                                stdout=subprocess.DEVNULL)
     order = {name: i for i, (name, _, _) in enumerate(SCENARIOS)}
     config_order = {name: i for i, (name, _, _) in enumerate(CONFIGS)}
-    rows.sort(key=lambda r: (order.get(r["scenario"], 99), config_order.get(r["config"], 9), r["scenario"], r["config"]))
+    rows.sort(
+        key=lambda r: (order.get(r["scenario"], 99), config_order.get(r["config"], 9), r["scenario"], r["config"])
+    )
     index = attach_baselines(rows)
     target_rows = targets(index, rows)
     text = write_results(rows, machine, args, data_info, target_rows, started)
     log("")
     log(text)
-    log(f"\nwritten to benchmarks/results/bench-latest.md and bench-latest.csv ({(time.monotonic() - started) / 60:.1f} min)")
+    log("\nwritten to benchmarks/results/bench-latest.md and bench-latest.csv "
+        f"({(time.monotonic() - started) / 60:.1f} min)")
     shutil.rmtree(workdir, ignore_errors=True) if os.environ.get("BENCH_CLEAN_LOGS") else None
 
 

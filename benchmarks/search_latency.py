@@ -2,7 +2,8 @@
 
 Measure one cluster (the settings' cluster, CLUSTER_NAME):
 
-    CLUSTER_NAME=bench-search2 .venv/bin/python -m benchmarks.search_latency [--queries 400] [--threads 1] [--json out.json]
+    CLUSTER_NAME=bench-search2 .venv/bin/python -m benchmarks.search_latency \\
+        [--queries 400] [--threads 1] [--json out.json]
 
 Compare, in one run (or `make bench-search`):
 
@@ -190,7 +191,7 @@ def measure(args):
     _setup_django()
     from django.conf import settings
 
-    from sharding.routing import all_workers
+    from sharding.placement import all_workers
 
     workers = all_workers()
     queries = build_queries(args.warmup + args.queries, args.seed)
@@ -211,7 +212,9 @@ def measure(args):
     report = {
         "cluster": os.environ.get("CLUSTER_NAME", ""),
         "workers": len(workers),
-        "db_direct": settings.DATABASES[workers[0]]["PORT"] != str(settings.CLUSTER_CONFIG["nodes"][0].get("bouncer_port")),
+        "db_direct": (
+            settings.DATABASES[workers[0]]["PORT"] != str(settings.CLUSTER_CONFIG["nodes"][0].get("bouncer_port"))
+        ),
         "queries": args.queries,
         "warmup": args.warmup,
         "threads": args.threads,
@@ -219,7 +222,9 @@ def measure(args):
         "page_size": PAGE_SIZE,
         "queries_per_second": len(all_samples) / wall if wall else None,
         "overall": summarize(all_samples),
-        "kinds": {kind: {**summarize(samples), "empty_pages": empty[kind]} for kind, samples in by_kind.items() if samples},
+        "kinds": {
+            kind: {**summarize(samples), "empty_pages": empty[kind]} for kind, samples in by_kind.items() if samples
+        },
     }
     print(f"{report['cluster']}: {report['workers']} worker(s), {len(all_samples)} timed searches "
           f"({args.threads} thread(s), {report['queries_per_second']:.1f}/s), milliseconds:")
@@ -265,7 +270,8 @@ def _worker_sessions(name):
 # Order-independent: a sum over rows, so it adds up over workers whatever the ids and placement.
 CHECK_SQL = """
 SELECT count(*), count(*) FILTER (WHERE status = 'listed'), coalesce(sum(price), 0),
-       coalesce(sum(hashtextextended(concat_ws('|', title, description, category, price, status, owner_username), 0)::numeric), 0)
+       coalesce(sum(hashtextextended(
+           concat_ws('|', title, description, category, price, status, owner_username), 0)::numeric), 0)
 FROM catalog_item
 """
 
@@ -274,7 +280,8 @@ def _check_and_analyze(name):
     """(items, listed, sum of prices, checksum) over every worker, after VACUUM ANALYZE on each."""
     totals = [0, 0, 0, 0]
     for node, connection in _worker_sessions(name):
-        with connection.cursor() as cursor:  # not `with connection`: that opens a transaction, and VACUUM cannot run in one
+        # Not `with connection`: that opens a transaction, and VACUUM cannot run in one.
+        with connection.cursor() as cursor:
             # VACUUM as well as ANALYZE: the visibility map and hint bits no longer depend on
             # whether autovacuum happened to run, so both clusters start in the same state.
             cursor.execute("VACUUM (ANALYZE) catalog_item")
@@ -282,7 +289,7 @@ def _check_and_analyze(name):
             cursor.execute(CHECK_SQL)
             row = cursor.fetchone()
             print(f"   {node}: {row[0]} items, {row[1]} listed", flush=True)
-            totals = [total + int(value) for total, value in zip(totals, row)]
+            totals = [total + int(value) for total, value in zip(totals, row, strict=True)]
         connection.close()
     return tuple(totals)
 
@@ -326,20 +333,22 @@ def compare(args):
             checks[name] = _check_and_analyze(name)
         (a_name, _), (b_name, _) = CLUSTERS
         if checks[a_name] != checks[b_name]:
-            raise SystemExit(f"the clusters do not hold the same rows: {a_name} {checks[a_name]} != {b_name} {checks[b_name]} "
+            raise SystemExit(f"the clusters do not hold the same rows: {a_name} {checks[a_name]} "
+                             f"!= {b_name} {checks[b_name]} "
                              f"(items, listed, sum of prices, checksum); destroy them and run again")
         items, listed, price_sum, _ = checks[a_name]
         print(f"== same rows on both: {items} items ({listed} listed), sum of prices {price_sum}", flush=True)
         if listed < MIN_LISTINGS:
-            print(f"warning: only {listed} listings, fewer than the {MIN_LISTINGS} the benchmark is meant for", flush=True)
+            print(f"warning: only {listed} listings, fewer than the {MIN_LISTINGS} the benchmark is meant for",
+                  flush=True)
 
         reports = []
         with tempfile.TemporaryDirectory() as tmp:
             for name, _ in CLUSTERS:
                 out = Path(tmp) / f"{name}.json"
                 _step("measure", [python, "-m", "benchmarks.search_latency", "--queries", str(args.queries),
-                                  "--warmup", str(args.warmup), "--threads", str(args.threads), "--seed", str(args.seed),
-                                  "--json", str(out)], name)
+                                  "--warmup", str(args.warmup), "--threads", str(args.threads),
+                                  "--seed", str(args.seed), "--json", str(out)], name)
                 reports.append(json.loads(out.read_text()))
     finally:
         if not args.keep_up:
@@ -374,7 +383,8 @@ def compare(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compare", action="store_true", help="bring up, seed and measure a 2-worker and a 1-worker cluster")
+    parser.add_argument("--compare", action="store_true",
+                        help="bring up, seed and measure a 2-worker and a 1-worker cluster")
     parser.add_argument("--queries", type=int, default=400, help="timed searches (default 400)")
     parser.add_argument("--warmup", type=int, default=50, help="untimed searches first (default 50)")
     parser.add_argument("--threads", type=int, default=1, help="searches at a time (default 1)")

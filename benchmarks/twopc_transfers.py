@@ -32,8 +32,12 @@ def _create_accounts(workers, accounts_per_worker):
     for alias in workers:
         with connections[alias].cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
-            cursor.execute(f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))")
-            cursor.execute(f"INSERT INTO {TABLE} SELECT g, 1000000000 FROM generate_series(1, %s) g", [accounts_per_worker])
+            cursor.execute(
+                f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))"
+            )
+            cursor.execute(
+                f"INSERT INTO {TABLE} SELECT g, 1000000000 FROM generate_series(1, %s) g", [accounts_per_worker]
+            )
 
 
 def _drop_accounts(workers):
@@ -94,7 +98,7 @@ def main():
     parser.add_argument("--warmup", type=float, default=2.0)
     args = parser.parse_args()
     _setup_django()
-    from sharding.routing import all_workers
+    from sharding.placement import all_workers
 
     workers = all_workers()
     if len(workers) < 2:

@@ -41,8 +41,9 @@ server_reset_query =
 ignore_startup_parameters = extra_float_digits,options
 ; retry a restarted postgres after 1s instead of the default 15s
 server_login_retry = 1
-; a client waiting for a server connection (its node down) gets an error after 5s, not 120s
-query_wait_timeout = 5
+; a client waiting for a server connection (its node down) gets an error after 3s, not 120s: within the 5s
+; that a request may take when a node fails
+query_wait_timeout = 3
 pidfile = {p["pid"]}
 logfile = {p["log"]}
 """)

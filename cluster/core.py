@@ -245,7 +245,7 @@ MOVE_FIELDS = ("id", "shard", "source", "target", "state", "rows_copied", "rows_
 def shard_moves(name: str | None = None, recent: int = 5) -> list[dict] | None:
     """Moves in progress and the latest `recent` ones, newest first (None before the app is migrated)."""
     rows = _catalogue_rows(load_config(name), "sharding_shard_move", MOVES_SQL, (recent,))
-    return None if rows is None else [dict(zip(MOVE_FIELDS, row)) for row in rows]
+    return None if rows is None else [dict(zip(MOVE_FIELDS, row, strict=True)) for row in rows]
 
 
 def _catalogue_rows(cfg: dict, table: str, sql: str, params: tuple = ()) -> list[tuple] | None:

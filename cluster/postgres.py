@@ -84,6 +84,8 @@ def _write_settings(node: dict) -> None:
         "timezone": "UTC",
         "log_timezone": "UTC",
         "shared_buffers": "128MB",
+        # a client that vanished in a partition (its FIN lost) must not hold row locks for hours
+        "idle_in_transaction_session_timeout": "10s",
         # online shard moves copy rows with logical replication (one slot and one sender per move)
         "wal_level": "logical",
         "max_replication_slots": 16,

@@ -1,6 +1,7 @@
 """An example partner store: keeps a local copy of the marketplace's listings in SQLite, incrementally.
 
-    python examples/partner_sync.py --base-url http://127.0.0.1:8000 --api-key mk_... [--db partner.sqlite3] [--watch 30]
+    python examples/partner_sync.py --base-url http://127.0.0.1:8000 --api-key mk_... \\
+        [--db partner.sqlite3] [--watch 30]
 
 Each run asks the product feed for the changes since the cursor it stored last
 time, applies them in order (listed -> upsert, anything else -> delete) and

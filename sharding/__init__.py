@@ -1,7 +1,12 @@
 """The routing layer: shard map, router, ids, fan-out, distributed transactions and online shard moves.
 
 It knows nothing about the application that uses it. Public entry points:
-  sharding.routing       shard_of, node_for_user, node_for_id, all_workers, coordinator, current_placement
+  sharding.placement     shard_of, node_for_user, node_for_id, all_workers, coordinator, current_placement
+                         (the cached placement map, read from the catalogue, and node lookups)
+  sharding.catalogue     bootstrap_catalogue, record_node, bump_placement_version (writing the catalogue)
+  sharding.db_router     ShardRouter (Django's DATABASE_ROUTERS: sharded models only with .using(node))
+  sharding.page_tokens   encode_cursor, decode_cursor (keyset page tokens for URLs)
+  sharding.deadline      deadline_after (a request's deadline; sharding.middleware sets it)
   sharding.ids           shard_of_id, decode_id, new_ids, parse_id
   sharding.fanout        fan_out, fan_out_page, merge_ordered
   sharding.models        ShardedModel (base of every sharded model)

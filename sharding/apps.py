@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
 
@@ -11,8 +12,10 @@ class ShardingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the settings checks
+        from .deadline import install_statement_guard
 
         post_migrate.connect(_fence_sharded_tables, sender=self)
+        connection_created.connect(install_statement_guard, dispatch_uid="sharding.deadline")
 
 
 def _fence_sharded_tables(using: str, **kwargs: Any) -> None:

@@ -4,7 +4,7 @@ The config needs only the coordinator and the credentials; the local cluster
 tool also lists its workers there. Django's DATABASES is built from it: the
 coordinator is the alias `default`, each listed worker an alias named after
 the node (`worker1` ... `workerN`). Workers the config does not list are
-learned from the coordinator's catalogue at run time (sharding.routing).
+learned from the coordinator's catalogue at run time (sharding.placement).
 """
 import json
 import os

@@ -20,9 +20,9 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
 from . import breaker
-from .cursors import decode_cursor, encode_cursor
 from .errors import FanOutError
-from .routing import all_workers
+from .page_tokens import decode_cursor, encode_cursor
+from .placement import all_workers
 
 T = TypeVar("T")  # what a task returns on one node
 Row = TypeVar("Row")

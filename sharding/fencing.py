@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from django.apps import apps
 from django.db import connections
 
-from .router import is_sharded
+from .db_router import is_sharded
 
 MOVED_SQLSTATE = "SH001"
 # Two-key advisory locks: (FENCE_LOCK_CLASS, shard). Recovery's lock uses another class.

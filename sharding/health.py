@@ -9,7 +9,7 @@ from . import breaker
 from .config import COORDINATOR_ALIAS
 from .errors import ShardingError
 from .fanout import fan_out
-from .routing import all_workers
+from .placement import all_workers
 
 
 class ClusterUnavailableError(ShardingError):

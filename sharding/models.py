@@ -4,7 +4,7 @@ from typing import Any, Self, cast
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from .routing import current_placement, shard_of
+from .placement import current_placement, shard_of
 
 
 class Node(models.Model):

@@ -57,13 +57,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import failpoints
+from .catalogue import bump_placement_version
 from .config import COORDINATOR_ALIAS
 from .errors import ShardingError
 from .fencing import FENCE_LOCK_CLASS, sharded_tables
 from .ids import LAG_TICKS
 from .models import Node, ShardMove, ShardPlacement
-from .placement import bump_placement_version
-from .routing import (
+from .placement import (
     coordinator_node_name,
     current_placement,
     direct_connection_params,

@@ -6,12 +6,12 @@ import psycopg2
 from django.core.management import call_command
 from django.db import connections, transaction
 
+from .catalogue import bump_placement_version, record_node
 from .config import COORDINATOR_ALIAS
 from .errors import ShardingError
 from .fencing import set_owned_shards, sharded_tables
 from .models import Node, ShardMove
-from .placement import bump_placement_version, record_node
-from .routing import NodeInfo, current_placement, invalidate_placement, register_node
+from .placement import NodeInfo, current_placement, invalidate_placement, register_node
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MIN_SERVER_VERSION = 150000

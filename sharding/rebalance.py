@@ -5,11 +5,11 @@ from typing import Protocol
 
 from django.db import transaction
 
+from .catalogue import bump_placement_version
 from .config import COORDINATOR_ALIAS
 from .models import Node, ShardMove
 from .moves import MoveError, ProgressCallback, run_move, start_move
-from .placement import bump_placement_version
-from .routing import Placement, current_placement, invalidate_placement, node_sort_key
+from .placement import Placement, current_placement, invalidate_placement, node_sort_key
 
 
 @dataclass(frozen=True)

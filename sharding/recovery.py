@@ -18,7 +18,7 @@ from django.db import connections, transaction
 from django.db.backends.utils import CursorWrapper
 
 from .config import COORDINATOR_ALIAS
-from .routing import all_workers
+from .placement import all_workers
 from .transactions import parse_gid
 
 logger = logging.getLogger("sharding.recovery")

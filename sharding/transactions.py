@@ -46,9 +46,10 @@ from django.db.transaction import TransactionManagementError
 
 from . import failpoints
 from .config import COORDINATOR_ALIAS
+from .deadline import seconds_left
 from .errors import ShardingError
 from .fencing import is_moved_error
-from .routing import all_workers, check_node, invalidate_placement
+from .placement import all_workers, check_node, invalidate_placement
 
 logger = logging.getLogger("sharding.transactions")
 
@@ -105,9 +106,14 @@ def node_order(alias: str) -> int:
 def _set_lock_timeout(alias: str) -> None:
     # Jitter, so that two transactions waiting on each other across nodes do not
     # both time out together: the first to give up lets the other through.
+    # Never past the request's deadline (sharding.deadline).
     base = settings.SHARDING["LOCK_TIMEOUT_MS"]
+    timeout_ms = random.randint(base, base * 3 // 2)
+    left = seconds_left()
+    if left is not None:
+        timeout_ms = max(1, min(timeout_ms, int(left * 1000)))
     with connections[alias].cursor() as cursor:
-        cursor.execute("SET LOCAL lock_timeout = %s", [f"{random.randint(base, base * 3 // 2)}ms"])
+        cursor.execute("SET LOCAL lock_timeout = %s", [f"{timeout_ms}ms"])
 
 
 def _wrote(alias: str) -> bool:

@@ -1,7 +1,7 @@
 """A tiny bank over the shards, to test distributed transactions: money moves, never appears or vanishes."""
 from django.db.models import F
 
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 from tests.shardtest.models import Account
 

@@ -142,9 +142,11 @@ def live_server_url():
             try:
                 requests.get(f"{url}/health/", timeout=2)
                 break
-            except requests.RequestException:
+            except requests.RequestException as error:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"runserver did not answer within 30 s:\n{SERVER_LOG.read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"runserver did not answer within 30 s:\n{SERVER_LOG.read_text()[-3000:]}"
+                    ) from error
                 time.sleep(0.2)
         yield url
     finally:

@@ -21,7 +21,7 @@ from app.core.demo_data import demo_photo_bytes
 from app.orders.models import Purchase
 from app.wallet.selectors import balance_of
 from app.wallet.services import deposit
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 from tests import images
 from tests.conftest import worker_names
@@ -211,7 +211,8 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
     for title, price, category in [("Camera tripod", 2900, "Electronics"), ("Road bike", 42000, "Sports"),
                                    ("Oak desk lamp", 3500, "Home"), ("Acoustic guitar", 18000, "Music"),
                                    ("Espresso machine", 9900, "Home")]:
-        item = create_item(shop, title=title, price=price, category=category, description=f"A good {title.lower()}.")
+        item = create_item(owner=shop, title=title, price=price, category=category,
+                           description=f"A good {title.lower()}.")
         card = ContentFile(demo_photo_bytes(title, category), name="card.jpg")
         add_photo(owner_id=shop.id, item_id=item.id, image=process_image(card))
 
@@ -294,13 +295,17 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
     expect(total(buyer, "Bought")).to_have_text("1")
     expect(total(buyer, "Spent")).to_have_text("$125.00")
     # Chart.js drew the chart from the same figures as the table.
-    totals = buyer.evaluate("Chart.getChart('activity-chart').data.datasets.map(s => s.data.reduce((a, b) => a + b, 0))")
+    totals = buyer.evaluate(
+        "Chart.getChart('activity-chart').data.datasets.map(s => s.data.reduce((a, b) => a + b, 0))"
+    )
     assert totals == [0, 125]
     screenshot(buyer, "reports")
     with buyer.expect_download() as download:
         buyer.get_by_role("link", name="Purchases (CSV)").click()
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert [(row["title"], row["price"], row["seller_username"]) for row in rows] == [("Vintage camera", "125.00", "sam")]
+    assert [(row["title"], row["price"], row["seller_username"]) for row in rows] == [
+        ("Vintage camera", "125.00", "sam")
+    ]
 
     # What the pages said is what the nodes hold.
     camera = Item.objects.using(node_for_id(camera_id)).get(id=camera_id)
@@ -321,7 +326,7 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
 
 def test_buying_without_enough_money_shows_the_error_and_changes_nothing(visitor):
     seller, buyer_user = make_user("sam"), make_user("bea")
-    bike = create_item(seller, title="Road bike", price=42_000)
+    bike = create_item(owner=seller, title="Road bike", price=42_000)
     fund(buyer_user, 1_000)
     buyer = visitor()
     log_in(buyer, "bea")
@@ -341,7 +346,7 @@ def test_buying_without_enough_money_shows_the_error_and_changes_nothing(visitor
 
 def test_another_users_edit_page_is_not_found(visitor):
     seller, _ = make_user("sam"), make_user("eve")
-    lamp = create_item(seller, title="Lamp", price=500)
+    lamp = create_item(owner=seller, title="Lamp", price=500)
     eve = visitor()
     log_in(eve, "eve")
     for url in [f"/items/{lamp.id}/edit/", f"/items/{lamp.id}/delete/"]:
@@ -371,9 +376,9 @@ def test_a_title_with_markup_is_shown_as_text_and_never_run(visitor, dialogs):
 def test_pages_fit_a_phone_screen_and_work_there(visitor):
     seller = make_user("sam")
     make_user("bea")
-    lamp = create_item(seller, title="Oak desk lamp with a rather long title that has to wrap on a phone",
+    lamp = create_item(owner=seller, title="Oak desk lamp with a rather long title that has to wrap on a phone",
                        price=3500, category="Home", description="Warm light.")
-    create_item(seller, title="Road bike", price=42_000, category="Sports")
+    create_item(owner=seller, title="Road bike", price=42_000, category="Sports")
     phone = visitor(PHONE)
 
     def fits(url):
@@ -402,7 +407,7 @@ def test_staff_see_the_cluster_and_the_platform_report(visitor):
     seller, buyer_user = make_user("sam"), make_user("bea")
     fund(buyer_user, 10_000)
     for n in range(3):
-        create_item(seller, title=f"Poster {n}", price=1_000 + n, category="Home")
+        create_item(owner=seller, title=f"Poster {n}", price=1_000 + n, category="Home")
     member = visitor()
     log_in(member, "bea")
     member.goto("/search/?q=poster&sort=price")

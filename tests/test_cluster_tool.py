@@ -63,7 +63,9 @@ def test_config_shape(toolcheck_cluster):
     cfg = json.loads(path.read_text())
     assert cfg == toolcheck_cluster
     assert set(cfg) == {"name", "logical_shards", "database", "user", "password", "nodes"}
-    assert (cfg["name"], cfg["logical_shards"], cfg["database"], cfg["user"]) == (NAME, 64, "marketplace", "marketplace")
+    assert (cfg["name"], cfg["logical_shards"], cfg["database"], cfg["user"]) == (
+        NAME, 64, "marketplace", "marketplace"
+    )
     assert len(cfg["password"]) >= 24
     assert [(n["name"], n["role"]) for n in cfg["nodes"]] == [("coordinator", "coordinator"), ("worker1", "worker")]
     ports = [p for n in cfg["nodes"] for p in (n["port"], n["bouncer_port"])]

@@ -18,7 +18,8 @@ def _check_deploy(**env):
 
 def test_production_settings_have_no_deploy_warnings():
     result = _check_deploy(
-        MARKETPLACE_ENV="production", DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DJANGO_ALLOWED_HOSTS="market.example.com"
+        MARKETPLACE_ENV="production", DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="market.example.com",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from app.core.models import IdempotencyKey
 from app.wallet.models import LedgerEntry, Wallet
 from app.wallet.services import deposit_funds
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 

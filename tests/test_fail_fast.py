@@ -20,7 +20,7 @@ from app.partners.keys import issue_key
 from app.partners.models import Partner
 from sharding import breaker
 from sharding.breaker import NodeUnavailableError
-from sharding.routing import all_workers, node_for_user
+from sharding.placement import all_workers, node_for_user
 from tests.conftest import REPO, server_env, worker_names
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
@@ -86,7 +86,7 @@ def test_requests_that_do_not_need_the_failed_node_are_unaffected(stopped_worker
 def test_search_answers_with_the_workers_that_answered_flagged_partial(stopped_worker):
     healthy = next(alias for alias in all_workers() if alias != stopped_worker)
     (seller,) = users_on(healthy)
-    create_item(seller, title="Brass lamp", price=1500)
+    create_item(owner=seller, title="Brass lamp", price=1500)
     for _ in range(2):  # the first finds the node down, the second meets the open breaker
         response = APIClient().get("/api/v1/listings", {"q": "lamp"})
         assert response.status_code == 200, response.content
@@ -189,7 +189,7 @@ def test_a_dripping_webhook_receiver_does_not_delay_recovery():
     register(client, server.url)
     sellers = users_on(all_workers()[0], count=1)
     for n in range(20):
-        create_item(sellers[0], title=f"Lamp {n}", price=100 + n)
+        create_item(owner=sellers[0], title=f"Lamp {n}", price=100 + n)
     victim = all_workers()[0]
     env = {**server_env(), "SHARDING_RECOVERY_GRACE_SECONDS": "0", "SHARDING_RECOVERY_INTERVAL_SECONDS": "0.5"}
     maintenance = subprocess.Popen([sys.executable, "manage.py", "maintenance"], cwd=REPO, env=env,

@@ -4,12 +4,14 @@ import time
 import pytest
 from django.db import connections
 from django.db.models import Q
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from sharding.cursors import decode_cursor, encode_cursor
 from sharding.errors import FanOutError, InvalidCursorError
 from sharding.fanout import fan_out, fan_out_page, merge_ordered
-from sharding.routing import all_workers, node_for_user
+from sharding.page_tokens import decode_cursor, encode_cursor
+from sharding.placement import all_workers, node_for_user
 from tests.shardtest.models import Note
 
 pytestmark = pytest.mark.usefixtures("clean_shardtest")
@@ -150,7 +152,9 @@ def test_fan_out_reconnects_after_a_node_restarts():
 
     import cluster
 
-    count = lambda alias: Note.objects.using(alias).count()  # noqa: E731
+    def count(alias):
+        return Note.objects.using(alias).count()
+
     for _ in range(20):
         fan_out(count)  # pool threads now hold connections to every node
     victim = all_workers()[-1]

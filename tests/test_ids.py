@@ -7,7 +7,7 @@ import pytest
 
 from sharding.errors import InvalidIdError
 from sharding.ids import MAX_LOGICAL_SHARDS, decode_id, new_ids, parse_id, shard_of_id
-from sharding.routing import logical_shard_count, node_of_shard
+from sharding.placement import logical_shard_count, node_of_shard
 
 PROCESSES = 4
 IDS_PER_PROCESS = 25_000
@@ -19,7 +19,7 @@ def _make_ids(seed):
 
     django.setup()
     from sharding.ids import new_ids
-    from sharding.routing import logical_shard_count, node_of_shard
+    from sharding.placement import logical_shard_count, node_of_shard
 
     rng = random.Random(seed)
     made = []
@@ -63,7 +63,9 @@ def test_shard_out_of_range_is_refused_by_the_database():
         new_ids(node_of_shard(0), MAX_LOGICAL_SHARDS)
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "-5", "0", "1.5", " 12", "99999999999999999999", "１２", True, None, 0, -1, 2**63, 3.0])
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "-5", "0", "1.5", " 12", "99999999999999999999", "１２", True, None, 0, -1, 2**63, 3.0]
+)
 def test_parse_id_rejects_what_is_not_an_id(bad):
     with pytest.raises(InvalidIdError):
         parse_id(bad)
@@ -75,7 +77,7 @@ def test_parse_id_accepts_decimal_strings_and_ints():
 
 
 def test_id_of_a_shard_the_cluster_does_not_have_is_not_routable():
-    from sharding.routing import node_for_id, parse_routable_id
+    from sharding.placement import node_for_id, parse_routable_id
 
     foreign = (1 << 23) | (logical_shard_count() << 10)  # a well-formed id of shard L
     with pytest.raises(InvalidIdError):

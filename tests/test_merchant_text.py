@@ -16,7 +16,7 @@ from app.catalog.models import Item
 from app.catalog.services import create_item, update_item
 from app.partners.keys import issue_key
 from app.partners.models import Partner
-from sharding.routing import all_workers, node_for_id
+from sharding.placement import all_workers, node_for_id
 from tests.images import give_photo
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
@@ -86,19 +86,20 @@ def test_the_web_form_and_the_services_take_them_out_too():
     response = client.post("/sell/", {"title": NASTY_TITLE.replace("\ud800", ""), "description": NASTY_DESCRIPTION,
                                       "price": "5.00", "category": ""})
     assert response.status_code == 302, response.content[:500]
-    (item,) = Item.objects.using(node_for_id(int(response["Location"].strip("/").split("/")[-1]))).filter(user_id=user.id)
+    item_id = int(response["Location"].strip("/").split("/")[-1])
+    (item,) = Item.objects.using(node_for_id(item_id)).filter(user_id=user.id)
     assert (item.title, item.description) == (CLEAN_TITLE, CLEAN_DESCRIPTION)
 
-    direct = create_item(user, title=NASTY_TITLE, description=NASTY_DESCRIPTION, price=100)
+    direct = create_item(owner=user, title=NASTY_TITLE, description=NASTY_DESCRIPTION, price=100)
     assert (stored(direct.id).title, stored(direct.id).description) == (CLEAN_TITLE, CLEAN_DESCRIPTION)
-    update_item(user.id, direct.id, {"title": "x\x00y"})
+    update_item(owner_id=user.id, item_id=direct.id, changes={"title": "x\x00y"})
     assert stored(direct.id).title == "xy"
 
 
 def test_the_xml_feed_stays_well_formed_with_old_rows_that_hold_control_characters():
     seller = new_user()
-    item = create_item(seller, title="Placeholder", price=1500)
-    good = create_item(seller, title="Teapot & <cups>", description="Blue", price=900)
+    item = create_item(owner=seller, title="Placeholder", price=1500)
+    good = create_item(owner=seller, title="Teapot & <cups>", description="Blue", price=900)
     for listed in (item, good):
         give_photo(listed)  # the Google feeds list items with a photo only
     # A row saved before titles were cleaned (straight into the table, past every check).
@@ -121,10 +122,12 @@ FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"click\")", "+1+1", "-2+3", "@S
 
 def test_tsv_cells_that_a_spreadsheet_would_run_get_a_leading_apostrophe():
     seller = new_user()
-    items = [create_item(seller, title=title, description=title, price=100 + n) for n, title in enumerate(FORMULAS)]
-    plain = create_item(seller, title="Plain - not a formula", description="-", price=100)
+    items = [
+        create_item(owner=seller, title=title, description=title, price=100 + n) for n, title in enumerate(FORMULAS)
+    ]
+    plain = create_item(owner=seller, title="Plain - not a formula", description="-", price=100)
     # Old rows whose cells start with a tab or a CR: cleaned to a space on output, never run.
-    tabbed = create_item(seller, title="Placeholder", price=300)
+    tabbed = create_item(owner=seller, title="Placeholder", price=300)
     for listed in (*items, plain, tabbed):
         give_photo(listed)  # the Google feeds list items with a photo only
     Item.objects.using(node_for_id(tabbed.id)).filter(id=tabbed.id).update(title="\t=1+2", description="\r=3+4")
@@ -132,7 +135,7 @@ def test_tsv_cells_that_a_spreadsheet_would_run_get_a_leading_apostrophe():
     assert response.status_code == 200
     rows = {row["id"]: row for row in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()),
                                                      delimiter="\t")}
-    for item, formula in zip(items, FORMULAS):
+    for item, formula in zip(items, FORMULAS, strict=True):
         assert rows[str(item.id)]["title"] == "'" + formula
         assert rows[str(item.id)]["description"] == "'" + formula
         assert rows[str(item.id)]["price"] == f"{item.price // 100}.{item.price % 100:02d} USD"

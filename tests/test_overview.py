@@ -10,7 +10,7 @@ from app.orders.models import Purchase, Sale
 from app.orders.services import buy_listing
 from app.wallet.models import Wallet
 from app.wallet.services import deposit
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 from tests.conftest import worker_names
 
@@ -46,8 +46,10 @@ def test_overview_matches_the_tables_for_users_on_every_worker():
     for user in users:
         with atomic_on_nodes([node_for_user(user.id)]):
             deposit(user.id, 100_000)
-    items = {user.id: [create_item(user, title=f"thing {n}", price=1000 + n * 7) for n in range(10)] for user in users}
-    update_item(users[0].id, items[users[0].id][0].id, {"status": Item.UNLISTED})
+    items = {
+        user.id: [create_item(owner=user, title=f"thing {n}", price=1000 + n * 7) for n in range(10)] for user in users
+    }
+    update_item(owner_id=users[0].id, item_id=items[users[0].id][0].id, changes={"status": Item.UNLISTED})
     for buyer_index, buyer in enumerate(users):
         for offset in (1, 2):
             seller = users[(buyer_index + offset) % len(users)]

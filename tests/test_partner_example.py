@@ -26,14 +26,14 @@ def test_example_partner_sync_follows_every_change(tmp_path, live_server_url):
     example = load_example()
     _, key = issue_key(Partner.objects.create(name="Example"), ["products:read"])
     sellers = [get_user_model().objects.create_user(f"s{i}", f"s{i}@example.com") for i in range(2)]
-    items = [create_item(sellers[n % 2], title=f"item {n}", price=100 + n) for n in range(7)]
+    items = [create_item(owner=sellers[n % 2], title=f"item {n}", price=100 + n) for n in range(7)]
     db = sqlite3.connect(tmp_path / "partner.sqlite3")
     db.executescript(example.SCHEMA)
 
     assert example.sync_once(db, live_server_url, key, page_size=3) == 7
-    update_item(sellers[0].id, items[0].id, {"title": "renamed", "price": 999})
-    update_item(sellers[1].id, items[1].id, {"status": Item.UNLISTED})
-    delete_item(sellers[0].id, items[2].id)
+    update_item(owner_id=sellers[0].id, item_id=items[0].id, changes={"title": "renamed", "price": 999})
+    update_item(owner_id=sellers[1].id, item_id=items[1].id, changes={"status": Item.UNLISTED})
+    delete_item(owner_id=sellers[0].id, item_id=items[2].id)
     assert example.sync_once(db, live_server_url, key, page_size=2) == 3
     assert example.sync_once(db, live_server_url, key) == 0
 

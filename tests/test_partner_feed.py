@@ -17,7 +17,7 @@ from app.orders.services import buy_listing
 from app.partners.keys import issue_key, revoke_key
 from app.partners.models import ApiKey, Partner
 from app.wallet.services import deposit
-from sharding.routing import all_workers, node_for_id, node_for_user
+from sharding.placement import all_workers, node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 from tests.images import give_photo
 
@@ -85,14 +85,15 @@ def test_incremental_sync_ends_with_exactly_the_listed_items(partner_key, seed, 
         owner = rng.choice(users)
         live = [item for item in items if item.status != Item.SOLD and not getattr(item, "gone", False)]
         if op == "create" or not live:
-            items.append(create_item(owner, title=f"thing {step}", price=rng.randint(100, 5000), category="misc"))
+            items.append(create_item(owner=owner, title=f"thing {step}", price=rng.randint(100, 5000), category="misc"))
         elif op == "edit":
             item = rng.choice(live)
-            update_item(item.user_id, item.id, {"title": f"edited {step}", "price": rng.randint(100, 5000)})
+            update_item(owner_id=item.user_id, item_id=item.id,
+                        changes={"title": f"edited {step}", "price": rng.randint(100, 5000)})
         elif op in ("unlist", "relist"):
             item = rng.choice(live)
             item.status = Item.UNLISTED if op == "unlist" else Item.LISTED
-            update_item(item.user_id, item.id, {"status": item.status})
+            update_item(owner_id=item.user_id, item_id=item.id, changes={"status": item.status})
         elif op == "sell":
             listed = [item for item in live if item.status == Item.LISTED]
             if listed:
@@ -104,7 +105,7 @@ def test_incremental_sync_ends_with_exactly_the_listed_items(partner_key, seed, 
                 item.status = Item.SOLD
         elif op == "delete":
             item = rng.choice(live)
-            delete_item(item.user_id, item.id)
+            delete_item(owner_id=item.user_id, item_id=item.id)
             item.gone = True
         else:
             cursor, seen = sync(client, store, cursor, rng.choice([1, 3, 10]))
@@ -120,12 +121,14 @@ def test_incremental_sync_ends_with_exactly_the_listed_items(partner_key, seed, 
 
 def test_feed_records_hide_what_is_not_public(partner_key):
     seller, buyer = make_users(2)
-    listing = create_item(seller, title="Lamp", price=1000)
+    listing = create_item(owner=seller, title="Lamp", price=1000)
     with atomic_on_nodes([node_for_user(buyer.id), node_for_id(listing.id)]):
         purchase = buy_listing(buyer, listing.id, 1000)
-    records = {r["id"]: r for r in partner_client(partner_key).get("/api/partner/v1/products", {"page_size": 100}).json()["results"]}
+    products = partner_client(partner_key).get("/api/partner/v1/products", {"page_size": 100}).json()["results"]
+    records = {r["id"]: r for r in products}
     sold = records[str(listing.id)]
-    assert sold["status"] == "sold" and sold["title"] == "Lamp" and sold["seller"] == {"id": str(seller.id), "username": seller.username}
+    assert sold["status"] == "sold" and sold["title"] == "Lamp"
+    assert sold["seller"] == {"id": str(seller.id), "username": seller.username}
     assert sold["link"].endswith(f"/items/{listing.id}/")
     # The buyer's copy is private inventory: only its id and status.
     assert set(records[str(purchase.item_id)]) == {"id", "status", "updated_at"}
@@ -133,16 +136,16 @@ def test_feed_records_hide_what_is_not_public(partner_key):
 
 def test_product_detail_and_merchant_feeds(partner_key):
     (seller,) = make_users(2)[:1]
-    listed = create_item(seller, title="Tea\tpot", description="Blue\nand white", price=1500, category="home")
-    hidden = create_item(seller, title="Secret", price=100)
-    update_item(seller.id, hidden.id, {"status": Item.UNLISTED})
+    listed = create_item(owner=seller, title="Tea\tpot", description="Blue\nand white", price=1500, category="home")
+    hidden = create_item(owner=seller, title="Secret", price=100)
+    update_item(owner_id=seller.id, item_id=hidden.id, changes={"status": Item.UNLISTED})
     client = partner_client(partner_key)
     detail = client.get(f"/api/partner/v1/products/{listed.id}").json()
     assert detail["price"] == "15.00" and detail["currency"] == "USD"
     assert client.get(f"/api/partner/v1/products/{hidden.id}").status_code == 404
     assert client.get("/api/partner/v1/products/abc").status_code == 404
 
-    unpictured = create_item(seller, title="No photo", price=700)
+    unpictured = create_item(owner=seller, title="No photo", price=700)
     photo = give_photo(listed)
     image_link = f"http://127.0.0.1:8000{settings.MEDIA_URL}{photo.image}"
     assert client.get(f"/api/partner/v1/products/{listed.id}").json()["photos"][0]["url"] == image_link
@@ -219,7 +222,9 @@ def test_61st_request_in_a_minute_is_429_across_two_server_processes(partner_key
         time.sleep(60 - time.time() % 60 if time.time() % 60 > 45 else 0)
         headers = {"Authorization": f"Api-Key {partner_key}"}
         statuses = [
-            requests.get(f"http://127.0.0.1:{ports[n % 2]}/api/partner/v1/products?page_size=1", headers=headers, timeout=30)
+            requests.get(
+                f"http://127.0.0.1:{ports[n % 2]}/api/partner/v1/products?page_size=1", headers=headers, timeout=30
+            )
             for n in range(61)
         ]
     finally:
@@ -236,12 +241,13 @@ def test_filters_never_match_what_is_not_public(partner_key):
     """`q` and `category` must not tell a partner which unlisted items hold a private word or category: unlisted
     items are removal records in a filtered feed whether or not they match."""
     (seller,) = make_users(2)[:1]
-    secret = create_item(seller, title="Diary", description="zanzibarword inside", price=100, category="privatecat")
-    other = create_item(seller, title="Old shoe", description="nothing to see", price=100, category="shoes")
+    secret = create_item(owner=seller, title="Diary", description="zanzibarword inside", price=100,
+                         category="privatecat")
+    other = create_item(owner=seller, title="Old shoe", description="nothing to see", price=100, category="shoes")
     for item in (secret, other):
-        update_item(seller.id, item.id, {"status": Item.UNLISTED})
-    public = create_item(seller, title="Map of zanzibarword", price=500, category="privatecat")
-    plain = create_item(seller, title="Chair", price=700, category="home")
+        update_item(owner_id=seller.id, item_id=item.id, changes={"status": Item.UNLISTED})
+    public = create_item(owner=seller, title="Map of zanzibarword", price=500, category="privatecat")
+    plain = create_item(owner=seller, title="Chair", price=700, category="home")
     client = partner_client(partner_key)
 
     def feed(**params):

@@ -22,7 +22,7 @@ from app.orders.services import buy_listing
 from app.reports import selectors
 from app.wallet.models import LedgerEntry
 from app.wallet.services import deposit
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 from tests.conftest import worker_names
 
@@ -104,7 +104,10 @@ def market(clean_marketplace):
             with atomic_on_nodes([node_for_user(users[name].id)]):
                 deposit(users[name].id, amount)
     listings = {
-        name: [create_item(users[name], title=title, price=price, category=category) for title, price, category in rows]
+        name: [
+            create_item(owner=users[name], title=title, price=price, category=category)
+            for title, price, category in rows
+        ]
         for name, rows in LISTINGS.items()
     }
     for buyer, seller, index in ORDERS:
@@ -116,7 +119,7 @@ def market(clean_marketplace):
             rows = model.objects.using(node_for_user(user.id))
             ids = list(rows.filter(user_id=user.id).order_by("id").values_list("id", flat=True))
             assert len(ids) <= len(TIMES)
-            for row_id, when in zip(ids, TIMES):
+            for row_id, when in zip(ids, TIMES, strict=False):
                 rows.filter(id=row_id).update(created_at=when)
     return Market(users, listings)
 
@@ -133,7 +136,7 @@ def db(direct_connect):
             cursor.execute("SET TIME ZONE 'UTC'")
             cursor.execute(sql, params)
             names = [column.name for column in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     return query
 

@@ -6,7 +6,7 @@ from django.db import connections
 from sharding.config import COORDINATOR_ALIAS
 from sharding.errors import UnroutedQueryError
 from sharding.ids import shard_of_id
-from sharding.routing import all_workers, current_placement, node_for_id, node_for_user, shard_of
+from sharding.placement import all_workers, current_placement, node_for_id, node_for_user, shard_of
 from tests.conftest import worker_names
 from tests.shardtest.models import Note
 

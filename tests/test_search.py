@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from app.catalog.models import Item
 from app.catalog.search import WORD_SIMILARITY_THRESHOLD
 from sharding.config import direct_dsn
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 from tests.conftest import worker_names
 
 NOUNS = ["laptop", "camera", "guitar", "bicycle", "novel", "teapot", "drill", "jacket", "lamp", "record"]
@@ -73,7 +73,9 @@ def reference(*, q="", sort, category=None, min_price=None, max_price=None, excl
         fuzzy = " AND ".join(f"%(w{i})s <%% title" for i, _ in enumerate(q.split()))
         params.update({f"w{i}": word for i, word in enumerate(q.split())})
         conditions.append(f"(search_vector @@ websearch_to_tsquery('english', %(q)s) OR ({fuzzy}))")
-        score = "(ts_rank(search_vector, websearch_to_tsquery('english', %(q)s)) + word_similarity(%(q)s, title))::float8"
+        score = (
+            "(ts_rank(search_vector, websearch_to_tsquery('english', %(q)s)) + word_similarity(%(q)s, title))::float8"
+        )
     rows = []
     for name in worker_names():
         with psycopg2.connect(**direct_dsn(settings.CLUSTER_CONFIG, name)) as conn, conn.cursor() as cursor:
@@ -137,7 +139,9 @@ def test_logged_in_caller_never_sees_their_own_listings(catalog):
     client.force_authenticate(caller)
     seen = page_through(client, {"sort": "price"}, 100)
     assert seen == reference(sort="price", exclude_user=caller.id)
-    own = set(map(str, Item.objects.using(node_for_user(caller.id)).filter(user_id=caller.id).values_list("id", flat=True)))
+    own = set(map(
+        str, Item.objects.using(node_for_user(caller.id)).filter(user_id=caller.id).values_list("id", flat=True)
+    ))
     assert own and not own & set(seen)
 
 

@@ -15,7 +15,7 @@ from django.db.models import Sum
 from app.catalog.models import Item, Photo
 from app.orders.models import Purchase, Sale
 from app.wallet.models import LedgerEntry, Wallet
-from sharding.routing import all_workers, node_for_user
+from sharding.placement import all_workers, node_for_user
 from tests.conftest import REPO
 
 
@@ -46,7 +46,9 @@ def test_seed_demo_fills_every_worker_consistently(clean_marketplace):
 
     sales = sum(per_worker(lambda alias: Sale.objects.using(alias).count()).values())
     purchases = sum(per_worker(lambda alias: Purchase.objects.using(alias).count()).values())
-    bought = sum(per_worker(lambda alias: Item.objects.using(alias).filter(source_item_id__isnull=False).count()).values())
+    bought = sum(
+        per_worker(lambda alias: Item.objects.using(alias).filter(source_item_id__isnull=False).count()).values()
+    )
     sold = sum(per_worker(lambda alias: Item.objects.using(alias).filter(status=Item.SOLD).count()).values())
     assert sales == purchases == bought == sold
     assert sales in range(1, 11)
@@ -55,7 +57,8 @@ def test_seed_demo_fills_every_worker_consistently(clean_marketplace):
     wallets = 0
     for alias in all_workers():
         ledger = dict(
-            LedgerEntry.objects.using(alias).values("user_id").annotate(total=Sum("amount")).values_list("user_id", "total")
+            LedgerEntry.objects.using(alias).values("user_id").annotate(total=Sum("amount"))
+            .values_list("user_id", "total")
         )
         for user_id, balance in Wallet.objects.using(alias).values_list("user_id", "balance"):
             assert node_for_user(user_id) == alias

@@ -34,7 +34,9 @@ def _assert_one_clear_line(result, *needles):
         assert needle in lines[0]
 
 
-@pytest.mark.parametrize("command", [["check_cluster"], ["runserver", "--noreload", "127.0.0.1:0"], ["migrate_cluster"]])
+@pytest.mark.parametrize(
+    "command", [["check_cluster"], ["runserver", "--noreload", "127.0.0.1:0"], ["migrate_cluster"]]
+)
 def test_missing_cluster_config(tmp_path, command):
     result = _manage(*command, config_path=tmp_path / "nowhere.json")
     _assert_one_clear_line(result, "nowhere.json not found", "cluster up")
@@ -109,7 +111,9 @@ def test_a_misspelt_environment_is_refused():
 
 
 def test_production_with_a_key_and_hosts_starts_with_debug_off():
-    result = _run(["manage.py", "shell", "-c", SHOW], DJANGO_SECRET_KEY="s" * 50, DJANGO_ALLOWED_HOSTS="market.example.com")
+    result = _run(
+        ["manage.py", "shell", "-c", SHOW], DJANGO_SECRET_KEY="s" * 50, DJANGO_ALLOWED_HOSTS="market.example.com"
+    )
     assert result.returncode == 0, result.stderr
     assert "SETTINGS True False ['market.example.com']" in result.stdout
 

@@ -14,8 +14,8 @@ import cluster
 from cluster import bouncer
 from sharding import failpoints
 from sharding.models import TransactionDecision
+from sharding.placement import all_workers, node_for_user
 from sharding.recovery import in_doubt_transactions, recover_in_doubt_transactions
-from sharding.routing import all_workers, node_for_user
 from sharding.transactions import LockTimeoutError, atomic_on_nodes
 from tests.bank import InsufficientFunds, balances, open_account, transfer
 from tests.conftest import coordinator_name
@@ -151,7 +151,7 @@ def test_error_before_the_commit_point_rolls_back_and_reaches_the_caller(bank):
     with pytest.raises(ZeroDivisionError):
         with atomic_on_nodes(all_workers()):
             Account.objects.using(node_for_user(source.user_id)).filter(id=source.id).update(balance=0)
-            1 / 0
+            raise ZeroDivisionError
     assert balances([source, target]) == {source.id: 50, target.id: 50}
     assert prepared_everywhere() == []
 
@@ -232,7 +232,10 @@ def test_recovery_during_live_traffic_aborts_no_live_transaction(bank):
     # Each thread moves money back and forth inside its own pair of accounts (one
     # per worker), so no transfer can fail for any reason but recovery.
     worker1, worker2 = all_workers()[:2]
-    pairs = [(open_account(a, 1_000_000), open_account(b, 1_000_000)) for a, b in zip(users_on(worker1, 4), users_on(worker2, 4))]
+    pairs = [
+        (open_account(a, 1_000_000), open_account(b, 1_000_000))
+        for a, b in zip(users_on(worker1, 4), users_on(worker2, 4), strict=True)
+    ]
     expected = {account.id: 1_000_000 for pair in pairs for account in pair}
     errors = []
     stop = threading.Event()

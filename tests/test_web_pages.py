@@ -6,18 +6,18 @@ import os
 import re
 from datetime import timedelta
 
-import cluster
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.test import Client
 from django.utils import timezone
 
+import cluster
 from app.catalog.models import Item
 from app.catalog.services import create_item
 from app.wallet.models import LedgerEntry
 from app.wallet.selectors import balance_of, ledger_of
 from app.wallet.services import deposit
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes, make_gid
 from tests.conftest import worker_names
 
@@ -91,7 +91,9 @@ def test_web_login_counts_against_the_api_login_limit():
     make_user("alice")
     api, web = Client(), Client()
     for _ in range(5):
-        response = api.post("/api/v1/auth/token", {"username": "alice", "password": "wrong"}, content_type="application/json")
+        response = api.post(
+            "/api/v1/auth/token", {"username": "alice", "password": "wrong"}, content_type="application/json"
+        )
         assert response.status_code == 401
     for _ in range(5):
         response = web.post("/login/", {"username": "ALICE", "password": "wrong"})  # usernames count ignoring case
@@ -112,12 +114,15 @@ def test_web_login_counts_against_the_api_login_limit():
 def test_admin_login_has_the_same_limits_and_shares_the_count():
     get_user_model().objects.create_user("bob", "bob@example.com", PASSWORD, is_staff=True)
     admin, api = Client(), Client()
-    for attempt in range(5):
-        response = api.post("/api/v1/auth/token", {"username": "bob", "password": "wrong"}, content_type="application/json")
+    for _attempt in range(5):
+        response = api.post(
+            "/api/v1/auth/token", {"username": "bob", "password": "wrong"}, content_type="application/json"
+        )
         assert response.status_code == 401
     for attempt in range(5):
         response = admin.post("/admin/login/", {"username": " BOB", "password": f"wrong-{attempt}", "next": "/admin/"})
-        assert response.status_code == 200 and "Please enter the correct username and password" in response.content.decode()
+        assert response.status_code == 200
+        assert "Please enter the correct username and password" in response.content.decode()
 
     # The 11th attempt, with the right password: refused, on the admin's own page.
     response = admin.post("/admin/login/", {"username": "bob", "password": PASSWORD, "next": "/admin/"})
@@ -175,7 +180,9 @@ def test_password_change_page_keeps_this_session_and_ends_every_other_one_and_ev
     response = here.post("/account/password/", {"old_password": "wrong", "new_password1": NEW_PASSWORD,
                                                  "new_password2": NEW_PASSWORD})
     assert response.status_code == 200 and "Your old password was entered incorrectly" in response.content.decode()
-    response = here.post("/account/password/", {"old_password": PASSWORD, "new_password1": "123", "new_password2": "123"})
+    response = here.post(
+        "/account/password/", {"old_password": PASSWORD, "new_password1": "123", "new_password2": "123"}
+    )
     assert response.status_code == 200 and "This password is too short" in response.content.decode()
     assert _api_works(token)
 
@@ -201,7 +208,8 @@ def test_password_reset_by_email_link_ends_every_session_and_token(mailoutbox, s
     page(client, "/password-reset/")
 
     response = client.post("/password-reset/", {"email": "nobody@example.com"})
-    assert response.status_code == 302 and response["Location"] == "/password-reset/sent/"  # the same for an unknown address
+    # The same for an unknown address.
+    assert response.status_code == 302 and response["Location"] == "/password-reset/sent/"
     assert len(mailoutbox) == 0
     response = client.post("/password-reset/", {"email": "ALICE@example.com"})
     assert response.status_code == 302 and response["Location"] == "/password-reset/sent/"
@@ -264,7 +272,7 @@ def test_register_shows_errors_next_to_fields():
 
 def test_anonymous_users_are_sent_to_log_in_for_private_pages():
     seller = make_user("seller")
-    item = create_item(seller, title="Lamp", price=500)
+    item = create_item(owner=seller, title="Lamp", price=500)
     client = Client()
     for url in ["/sell/", "/inventory/", "/wallet/", "/purchases/", "/sales/", "/dashboard/",
                 f"/items/{item.id}/buy/", f"/items/{item.id}/edit/", f"/items/{item.id}/delete/"]:
@@ -314,7 +322,7 @@ def test_search_shows_bad_parameters_in_the_page():
 def test_search_pages_with_a_next_link():
     seller = make_user("seller")
     for n in range(25):
-        create_item(seller, title=f"Book {n}", price=100 + n)
+        create_item(owner=seller, title=f"Book {n}", price=100 + n)
     client = Client()
     first = page(client, "/search/?sort=price")
     match = re.search(r'href="(\?[^"]*cursor=[^"]*)" rel="next"', first)
@@ -325,7 +333,7 @@ def test_search_pages_with_a_next_link():
 
 def test_user_text_is_escaped():
     seller = make_user("seller")
-    item = create_item(seller, title="<script>alert(1)</script>", description="<b>bold</b>", price=100)
+    item = create_item(owner=seller, title="<script>alert(1)</script>", description="<b>bold</b>", price=100)
     client = Client()
     for url in ["/", f"/items/{item.id}/", "/search/?q=script"]:
         html = page(client, url)
@@ -339,7 +347,7 @@ def test_user_text_is_escaped():
 
 def test_only_the_owner_edits_unlists_and_deletes():
     seller, other = make_user("seller"), make_user("other")
-    item = create_item(seller, title="Chair", price=2500)
+    item = create_item(owner=seller, title="Chair", price=2500)
     intruder = logged_in(other)
     assert intruder.get(f"/items/{item.id}/edit/").status_code == 404
     assert intruder.post(f"/items/{item.id}/edit/", {"title": "Mine", "price": "1.00"}).status_code == 404
@@ -382,7 +390,7 @@ def test_unknown_items_are_a_404_page():
 def test_buy_through_the_confirmation_step_once_even_when_posted_twice():
     seller, buyer = make_user("seller"), make_user("buyer")
     fund(buyer, 10_000)
-    item = create_item(seller, title="Guitar", price=1250)
+    item = create_item(owner=seller, title="Guitar", price=1250)
     client = Client(enforce_csrf_checks=True)
     client.force_login(buyer)
 
@@ -408,7 +416,7 @@ def test_buy_through_the_confirmation_step_once_even_when_posted_twice():
 def test_buying_without_enough_money_shows_the_error_and_changes_nothing():
     seller, buyer = make_user("seller"), make_user("buyer")
     fund(buyer, 500)
-    item = create_item(seller, title="Bike", price=20_000)
+    item = create_item(owner=seller, title="Bike", price=20_000)
     client = logged_in(buyer)
     confirm = page(client, f"/items/{item.id}/buy/")
     assert "-$195.00" in confirm and "too low" in confirm
@@ -425,7 +433,7 @@ def test_a_changed_price_or_a_sold_item_is_refused():
     seller, buyer, rival = make_user("seller"), make_user("buyer"), make_user("rival")
     fund(buyer, 10_000)
     fund(rival, 10_000)
-    item = create_item(seller, title="Desk", price=1000)
+    item = create_item(owner=seller, title="Desk", price=1000)
     client = logged_in(buyer)
     confirm = page(client, f"/items/{item.id}/buy/")
     form = {"idempotency_key": hidden(confirm, "idempotency_key"), "expected_price": "900"}
@@ -452,8 +460,8 @@ def test_deposit_once_per_form():
     client.force_login(user)
     html = page(client, "/wallet/")
     assert "No money movements yet" in html
-    form = {"csrfmiddlewaretoken": hidden(html, "csrfmiddlewaretoken"), "idempotency_key": hidden(html, "idempotency_key"),
-            "amount": "25.50"}
+    form = {"csrfmiddlewaretoken": hidden(html, "csrfmiddlewaretoken"),
+            "idempotency_key": hidden(html, "idempotency_key"), "amount": "25.50"}
     response = client.post("/wallet/", form, follow=True)
     assert "Deposited $25.50" in response.content.decode()
     client.post("/wallet/", form)
@@ -478,6 +486,13 @@ def test_wallet_history_pages_by_cursor():
     assert page(client, f"/wallet/?cursor={cursor}").count("<td>Deposit</td>") == 5
 
 
+@pytest.mark.parametrize("path", ["/wallet/", "/inventory/", "/purchases/", "/sales/"])
+def test_a_list_page_link_with_a_bad_cursor_is_a_400_as_on_the_api(path):
+    client = logged_in(make_user("linker"))
+    html = page(client, f"{path}?cursor=garbage", status=400)
+    assert "This page link is out of date" in html and f'href="{path}"' in html
+
+
 def test_every_page_shows_its_empty_state_for_a_new_user():
     client = logged_in(make_user("newbie"))
     expected = {
@@ -492,7 +507,7 @@ def test_every_page_shows_its_empty_state_for_a_new_user():
 def test_every_page_renders_for_a_user_with_data():
     seller, buyer = make_user("seller"), make_user("buyer")
     fund(buyer, 50_000)
-    items = [create_item(seller, title=f"Thing {n}", price=1000 + n, category="Toys") for n in range(3)]
+    items = [create_item(owner=seller, title=f"Thing {n}", price=1000 + n, category="Toys") for n in range(3)]
     buying = logged_in(buyer)
     confirm = page(buying, f"/items/{items[0].id}/buy/")
     buying.post(f"/items/{items[0].id}/buy/", {
@@ -555,7 +570,8 @@ def chart_data(html, chart_id):
 def test_reports_page_charts_and_tables_sales_and_purchases_per_period_with_csv_links():
     seller, buyer = make_user("seller"), make_user("buyer")
     fund(buyer, 50_000)
-    lamp, desk = create_item(seller, title="Lamp", price=1250), create_item(seller, title="Desk", price=10_000)
+    lamp = create_item(owner=seller, title="Lamp", price=1250)
+    desk = create_item(owner=seller, title="Desk", price=10_000)
     buying, selling = logged_in(buyer), logged_in(seller)
     buy_through_the_page(buying, lamp)
     buy_through_the_page(buying, desk)
@@ -576,7 +592,9 @@ def test_reports_page_charts_and_tables_sales_and_purchases_per_period_with_csv_
 
     week = page(selling, "/reports/?group_by=week")
     monday = today - timedelta(days=today.weekday())
-    assert re.search(rf'<th scope="row">{monday.isoformat()}</th>\s*<td class="num">2</td><td class="num">\$112.50</td>', week)
+    assert re.search(
+        rf'<th scope="row">{monday.isoformat()}</th>\s*<td class="num">2</td><td class="num">\$112.50</td>', week
+    )
     assert "Week starting" in week and chart_data(week, "activity-chart")["labels"][-1] == monday.isoformat()
     month = page(selling, f"/reports/?group_by=month&from={today.replace(day=1).isoformat()}")
     assert chart_data(month, "activity-chart")["labels"] == [today.strftime("%Y-%m")]
@@ -677,7 +695,7 @@ def test_platform_report_page_sums_every_worker():
     fund(a, 100_000)
     fund(b, 100_000)
     for seller, buyer, price in [(a, b, 1500), (b, a, 2500), (b, a, 4000)]:
-        buy_through_the_page(logged_in(buyer), create_item(seller, title=f"Thing {price}", price=price,
+        buy_through_the_page(logged_in(buyer), create_item(owner=seller, title=f"Thing {price}", price=price,
                                                            category="Toys" if price > 2000 else "Books"))
     html = page(logged_in(make_staff("admin")), "/reports/platform/?group_by=month")
     assert re.search(r"<dt>Sales</dt><dd>3</dd>.*<dt>GMV</dt><dd>\$80.00</dd>.*<dt>Active sellers</dt><dd>2</dd>"
@@ -690,8 +708,8 @@ def test_platform_report_page_sums_every_worker():
 def test_cluster_page_shows_nodes_shards_row_counts_and_in_doubt_transactions(direct_connect):
     a, b = users_on_two_workers()
     fund(a, 5000)
-    create_item(a, title="Lamp", price=100)
-    create_item(b, title="Desk", price=100)
+    create_item(owner=a, title="Lamp", price=100)
+    create_item(owner=b, title="Desk", price=100)
     victim = worker_names()[-1]
     gid = make_gid(987654321, victim)
     prepared = direct_connect(victim)
@@ -732,7 +750,11 @@ def test_cluster_page_renders_while_a_worker_is_down():
     html = response.content.decode()
     assert response.status_code == 200
     assert re.search(rf'<th scope="row">{victim}</th>\s*<td>worker</td>.*?status-down">down</span>', html, re.S)
-    assert re.search(rf'<th scope="row">{victim}</th>\s*<td colspan="5"><span class="status status-down">no answer', html)
+    assert re.search(
+        rf'<th scope="row">{victim}</th>\s*<td colspan="5"><span class="status status-down">no answer', html
+    )
     assert f"Total (without {victim})" in html and f"{victim} could not be asked" in html
     others = [w for w in worker_names() if w != victim]
-    assert all(re.search(rf'<th scope="row">{w}</th>\s*<td>worker</td>.*?status-up">up</span>', html, re.S) for w in others)
+    assert all(
+        re.search(rf'<th scope="row">{w}</th>\s*<td>worker</td>.*?status-up">up</span>', html, re.S) for w in others
+    )

@@ -14,7 +14,8 @@ from app.catalog.services import create_item
 from app.partners import http as partner_http
 from app.partners.http import AddressRefused, PostFailed, post_bounded
 from app.partners.models import WebhookDelivery
-from app.partners.webhooks import deliver_due, dispatch_events
+from app.partners.webhooks.delivery import deliver_due
+from app.partners.webhooks.outbox import dispatch_events
 from tests.test_webhooks import Receiver, all_deliveries, make_partner, register, users_on_every_worker
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
@@ -215,7 +216,7 @@ def test_a_delivery_to_a_name_that_resolves_to_our_network_is_refused_and_retrie
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     register(client, f"http://{NAME}:{receiver_port(receiver)}/hooks", events=["listing.created"])
-    create_item(next(iter(users.values()))[0], title="Lamp", price=100)
+    create_item(owner=next(iter(users.values()))[0], title="Lamp", price=100)
     dispatch_events()
     assert deliver_due() == (0, 0)
     (delivery,) = all_deliveries()
@@ -236,7 +237,10 @@ def test_the_settings_of_production_and_of_development():
     from tests.conftest import REPO, server_env
 
     def setting(**env):
-        code = "from django.conf import settings; print(settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES, settings.WEBHOOK_ALLOWED_PORTS)"
+        code = (
+            "from django.conf import settings; "
+            "print(settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES, settings.WEBHOOK_ALLOWED_PORTS)"
+        )
         result = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
             env={**server_env(), "DJANGO_SETTINGS_MODULE": "app.settings", "DJANGO_SECRET_KEY": "k" * 50,

@@ -16,9 +16,12 @@ from app.catalog.services import create_item, delete_item, update_item
 from app.orders.services import buy_listing
 from app.partners.keys import issue_key
 from app.partners.models import Partner, WebhookDelivery, WebhookEndpoint
-from app.partners.webhooks import deliver_due, dispatch_events, event_body, run_webhooks, sign, verify_signature
+from app.partners.webhooks import run_webhooks
+from app.partners.webhooks.delivery import deliver_due
+from app.partners.webhooks.outbox import dispatch_events
+from app.partners.webhooks.signing import event_body, sign, verify_signature
 from app.wallet.services import deposit
-from sharding.routing import all_workers, node_for_id, node_for_user
+from sharding.placement import all_workers, node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
@@ -116,15 +119,15 @@ def make_changes(users):
     (w1a, w1b), (w2a, w2b) = (users[alias][:2] for alias in all_workers()[:2])
     expected = []
     for seller, buyer in ((w1a, w2a), (w2b, w1b), (w1a, w1b)):  # cross-worker sales and a same-worker one
-        kept = create_item(seller, title=f"Lamp of {seller.username}", price=1500)
-        sold = create_item(seller, title=f"Chair of {seller.username}", price=2500)
-        gone = create_item(seller, title=f"Desk of {seller.username}", price=3500)
+        kept = create_item(owner=seller, title=f"Lamp of {seller.username}", price=1500)
+        sold = create_item(owner=seller, title=f"Chair of {seller.username}", price=2500)
+        gone = create_item(owner=seller, title=f"Desk of {seller.username}", price=3500)
         expected += [("listing.created", kept.id), ("listing.created", sold.id), ("listing.created", gone.id)]
-        update_item(seller.id, kept.id, {"price": 1600})
+        update_item(owner_id=seller.id, item_id=kept.id, changes={"price": 1600})
         expected.append(("listing.updated", kept.id))
         buy(buyer, sold)
         expected.append(("listing.sold", sold.id))
-        delete_item(seller.id, gone.id)
+        delete_item(owner_id=seller.id, item_id=gone.id)
         expected.append(("listing.deleted", gone.id))
     return expected
 
@@ -132,7 +135,7 @@ def make_changes(users):
 def test_every_change_is_delivered_signed(receiver):
     users = users_on_every_worker()
     _, client = make_partner("acme")
-    create_item(users[all_workers()[0]][0], title="Before the endpoint existed", price=100)
+    create_item(owner=users[all_workers()[0]][0], title="Before the endpoint existed", price=100)
     time.sleep(0.01)
     endpoint = register(client, receiver.url)
     expected = make_changes(users)
@@ -149,7 +152,9 @@ def test_every_change_is_delivered_signed(receiver):
         event = json.loads(body)
         assert headers["Content-Type"] == "application/json"
         assert headers["X-Marketplace-Event-Id"] == event["id"]
-        assert verify_signature(endpoint["secret"], headers["X-Marketplace-Timestamp"], body, headers["X-Marketplace-Signature"])
+        assert verify_signature(
+            endpoint["secret"], headers["X-Marketplace-Timestamp"], body, headers["X-Marketplace-Signature"]
+        )
         assert set(event) == {"id", "type", "created_at", "data"}
     sold = next(b for b in bodies if b["type"] == "listing.sold")
     assert sold["data"]["status"] == "sold" and sold["data"]["price"] == "25.00"
@@ -176,8 +181,8 @@ def test_only_subscribed_events_and_active_endpoints(receiver):
     register(client, receiver.url, events=["listing.deleted"])
     inactive = register(client, receiver.url + "/inactive")
     WebhookEndpoint.objects.filter(id=inactive["id"]).update(is_active=False)
-    item = create_item(seller, title="Vase", price=900)
-    delete_item(seller.id, item.id)
+    item = create_item(owner=seller, title="Vase", price=900)
+    delete_item(owner_id=seller.id, item_id=item.id)
     run_webhooks()
     assert [json.loads(r["body"])["type"] for r in receiver.received] == ["listing.deleted"]
 
@@ -186,7 +191,10 @@ def test_receiver_down_then_back(receiver):
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     endpoint = register(client, receiver.url)
-    items = [create_item(user, title=f"Bike {n}", price=5000) for n, user in enumerate(u for us in users.values() for u in us)]
+    items = [
+        create_item(owner=user, title=f"Bike {n}", price=5000)
+        for n, user in enumerate(u for us in users.values() for u in us)
+    ]
 
     receiver.down = True
     dispatch_events()
@@ -213,7 +221,10 @@ def test_receiver_down_then_back(receiver):
     assert delivered_ids == {str(d.event_id) for d in deliveries}
     assert len(delivered_ids) == len(items)
     for r in receiver.received:  # retries are signed afresh, with the same event id
-        assert verify_signature(endpoint["secret"], r["headers"]["X-Marketplace-Timestamp"], r["body"], r["headers"]["X-Marketplace-Signature"])
+        assert verify_signature(
+            endpoint["secret"], r["headers"]["X-Marketplace-Timestamp"], r["body"],
+            r["headers"]["X-Marketplace-Signature"],
+        )
     assert WebhookEndpoint.objects.get(id=endpoint["id"]).consecutive_failures == 0
 
 
@@ -222,7 +233,7 @@ def test_gives_up_after_max_attempts(receiver, settings):
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     register(client, receiver.url)
-    create_item(next(iter(users.values()))[0], title="Lamp", price=100)
+    create_item(owner=next(iter(users.values()))[0], title="Lamp", price=100)
     receiver.down = True
     dispatch_events()
     for _ in range(5):
@@ -240,7 +251,7 @@ def test_repeated_failures_disable_the_endpoint(receiver, settings):
     _, client = make_partner("acme")
     endpoint = register(client, receiver.url)
     receiver.down = True
-    create_item(seller, title="Lamp", price=100)
+    create_item(owner=seller, title="Lamp", price=100)
     dispatch_events()
     for _ in range(3):
         make_due()
@@ -252,7 +263,7 @@ def test_repeated_failures_disable_the_endpoint(receiver, settings):
 
     # Nothing more is sent to it: the pending delivery fails when due, new events are not queued for it.
     receiver.down = False
-    create_item(seller, title="Chair", price=100)
+    create_item(owner=seller, title="Chair", price=100)
     make_due()
     run_webhooks()
     assert len(receiver.received) == sent
@@ -266,7 +277,7 @@ def test_deleted_endpoint_gets_nothing(receiver):
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     endpoint = register(client, receiver.url)
-    create_item(next(iter(users.values()))[0], title="Lamp", price=100)
+    create_item(owner=next(iter(users.values()))[0], title="Lamp", price=100)
     dispatch_events()
     assert client.delete(f"{URL}/{endpoint['id']}").status_code == 204
     deliver_due()
@@ -281,7 +292,7 @@ def test_two_dispatchers_never_double_dispatch(receiver):
     register(client, receiver.url)
     for n, user in enumerate(u for us in users.values() for u in us):
         for k in range(20):
-            create_item(user, title=f"Thing {n}-{k}", price=100)
+            create_item(owner=user, title=f"Thing {n}-{k}", price=100)
     results = []
 
     def dispatch():
@@ -299,7 +310,9 @@ def test_two_dispatchers_never_double_dispatch(receiver):
 
 
 def test_signature_helpers():
-    body = event_body(type("E", (), {"id": 7, "event_type": "listing.sold", "created_at": timezone.now(), "payload": {"a": 1}})())
+    body = event_body(
+        type("E", (), {"id": 7, "event_type": "listing.sold", "created_at": timezone.now(), "payload": {"a": 1}})()
+    )
     now = int(time.time())
     assert verify_signature("s3cret", now, body, sign("s3cret", now, body))
     assert verify_signature("s3cret", str(now), body.decode(), sign("s3cret", now, body))
@@ -340,7 +353,8 @@ def test_api_rejects_bad_input(payload):
 
 
 def test_production_requires_public_https_on_a_usual_port(settings):
-    settings.PRODUCTION, settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True, False  # as app.settings has them in production
+    # As app.settings has them in production.
+    settings.PRODUCTION, settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True, False
     _, client = make_partner("acme")
     for url in (
         "http://hooks.example.com/x", "https://127.0.0.1/x", "https://localhost/x", "https://10.0.0.5/x",
@@ -390,7 +404,7 @@ def test_a_down_endpoint_costs_one_attempt_per_run_and_does_not_hold_up_others(r
         down = register(client, receiver.url)
         up = register(client, healthy.url)
         for n in range(4):
-            create_item(seller, title=f"Lamp {n}", price=100)
+            create_item(owner=seller, title=f"Lamp {n}", price=100)
         receiver.down = True
         run_webhooks()
         assert len(receiver.received) == 1  # the first failure holds the endpoint's other deliveries back
@@ -410,24 +424,26 @@ def test_a_down_endpoint_costs_one_attempt_per_run_and_does_not_hold_up_others(r
 
 
 def test_an_outcome_is_recorded_only_while_the_claim_is_ours(receiver, monkeypatch):
-    from app.partners import webhooks
+    from app.partners.webhooks import delivery as sending
 
     users = users_on_every_worker(per_worker=1)
     seller = next(iter(users.values()))[0]
     _, client = make_partner("acme")
     register(client, receiver.url)
-    create_item(seller, title="Lamp", price=100)
+    create_item(owner=seller, title="Lamp", price=100)
     dispatch_events()
-    real_post = webhooks.post_event
+    real_post = sending.post_event
 
     def slow_post(endpoint, event, timeout):  # the lease ran out meanwhile and another process claimed the delivery
         try:
-            WebhookDelivery.objects.using(node_for_user(seller.id)).update(next_attempt_at=timezone.now() + timedelta(hours=5))
+            WebhookDelivery.objects.using(node_for_user(seller.id)).update(
+                next_attempt_at=timezone.now() + timedelta(hours=5)
+            )
         finally:
             connections.close_all()  # this runs in a sending thread
         return real_post(endpoint, event, timeout)
 
-    monkeypatch.setattr(webhooks, "post_event", slow_post)
+    monkeypatch.setattr(sending, "post_event", slow_post)
     deliver_due()
     (delivery,) = all_deliveries()
     assert len(receiver.received) == 1
@@ -439,7 +455,7 @@ def test_a_run_stops_sending_at_its_time_budget(receiver, settings):
     users = users_on_every_worker(per_worker=1)
     _, client = make_partner("acme")
     register(client, receiver.url)
-    create_item(next(iter(users.values()))[0], title="Lamp", price=100)
+    create_item(owner=next(iter(users.values()))[0], title="Lamp", price=100)
     run_webhooks()
     (delivery,) = all_deliveries()
     assert receiver.received == [] and delivery.attempts == 0

@@ -24,7 +24,7 @@ def main():
     if crash == "process":
         failpoints.arm(point, "exit")
     else:
-        from sharding.routing import node_for_id
+        from sharding.placement import node_for_id
 
         name = os.environ["CLUSTER_NAME"]
         victim = cluster.find_node(cluster.load_config(name), node_for_id(target))

@@ -4,6 +4,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.accounts.error_codes import AccountErrorCode
+from app.core.error_codes import CommonErrorCode
 from app.core.errors import ServiceError
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, errors
 
@@ -21,7 +23,9 @@ class RegisterView(APIView):
     @extend_schema(
         summary="Create an account",
         request=RegistrationIn,
-        responses={201: UserOut, **errors(BAD_BODY, (409, "username_taken", "email_taken"))},
+        responses={
+            201: UserOut, **errors(BAD_BODY, (409, AccountErrorCode.USERNAME_TAKEN, AccountErrorCode.EMAIL_TAKEN)),
+        },
         description=(
             "The password must also pass rules that OpenAPI cannot express (a 400 `validation_error` on "
             "`password` otherwise): at least 8 characters, not a common password, not all digits, and not "
@@ -45,7 +49,7 @@ class TokenView(APIView):
         request=CredentialsIn,
         responses={
             200: TokenOut,
-            **errors(BAD_BODY, (401, "authentication_failed"), (429, "throttled")),
+            **errors(BAD_BODY, (401, CommonErrorCode.AUTHENTICATION_FAILED), (429, CommonErrorCode.THROTTLED)),
         },
         description=(
             "At most 10 attempts a minute per username (however it is spelt: spaces around it, case and Unicode "
@@ -57,8 +61,9 @@ class TokenView(APIView):
         params.is_valid(raise_exception=True)
         user = authenticate(request, **params.validated_data)
         if user is None:
-            # A ServiceError, not DRF's AuthenticationFailed: this view has no authenticator, and DRF would make that a 403.
-            raise ServiceError("Wrong username or password.", code="authentication_failed", status=401)
+            # A ServiceError, not DRF's AuthenticationFailed: this view has no authenticator, and DRF would make
+            # that a 403.
+            raise ServiceError("Wrong username or password.", code=CommonErrorCode.AUTHENTICATION_FAILED, status=401)
         token, instance = services.issue_token(user, client=request.headers.get("User-Agent", ""))
         return Response(TokenOut({"token": token, "expiry": instance.expiry}).data)
 
@@ -97,11 +102,13 @@ class PasswordView(APIView):
         description=(
             "Every API token of mine stops working, this one too (log in again with the new password), and every "
             "browser session logged in with the old password ends; a browser session calling this keeps going. "
-            "At most 10 attempts an hour."
+            "At most 10 attempts an hour.\n\n"
+            "Rules OpenAPI cannot express (a 400 otherwise): `old_password` must be my current password "
+            "(`wrong_password`), and `new_password` must pass the password rules of registration (`validation_error`)."
         ),
         request=PasswordChangeIn,
-        responses={204: None, **errors((400, "validation_error", "parse_error", "wrong_password"), NEEDS_LOGIN,
-                                       (429, "throttled"))},
+        responses={204: None, **errors((*BAD_BODY, AccountErrorCode.WRONG_PASSWORD), NEEDS_LOGIN,
+                                       (429, CommonErrorCode.THROTTLED))},
     )
     def post(self, request):
         params = PasswordChangeIn(data=request.data)

@@ -19,6 +19,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from app.catalog.error_codes import CatalogErrorCode
 from app.core.errors import ServiceError
 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -38,7 +39,7 @@ ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
 
 
 class InvalidImage(ServiceError):
-    status, code = 400, "invalid_image"
+    status, code = 400, CatalogErrorCode.INVALID_IMAGE
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ class Item(ShardedModel):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(price__gt=0), name="item_price_positive"),
-            models.CheckConstraint(condition=models.Q(status__in=["listed", "unlisted", "sold"]), name="item_status_known"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["listed", "unlisted", "sold"]), name="item_status_known"
+            ),
         ]
         indexes = [
             models.Index(fields=["user_id", "status", "-id"], name="item_owner_status_newest"),
@@ -46,7 +48,9 @@ class Item(ShardedModel):
             # Without it, a category sorted by price walks item_listed_price and filters (EXPLAIN: 287 ms).
             models.Index(fields=["category", "price", "id"], condition=LISTED_ONLY, name="item_listed_category_price"),
             GinIndex(fields=["search_vector"], condition=LISTED_ONLY, name="item_listed_search"),
-            GinIndex(fields=["title"], opclasses=["gin_trgm_ops"], condition=LISTED_ONLY, name="item_listed_title_trgm"),
+            GinIndex(
+                fields=["title"], opclasses=["gin_trgm_ops"], condition=LISTED_ONLY, name="item_listed_title_trgm"
+            ),
         ]
 
     @property
@@ -88,7 +92,9 @@ class ListingEvent(ShardedModel):
     dispatched_at = models.DateTimeField(null=True)
 
     class Meta:
-        indexes = [models.Index(fields=["id"], condition=models.Q(dispatched_at=None), name="listing_event_undispatched")]
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(dispatched_at=None), name="listing_event_undispatched")
+        ]
 
 
 class Photo(ShardedModel):

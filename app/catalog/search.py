@@ -14,9 +14,9 @@ from django.db import connections
 from django.db.models import F, FloatField, Q
 from django.db.models.functions import Cast
 
-from sharding.cursors import keyset_after
 from sharding.fanout import fan_out_page
-from sharding.routing import node_for_user
+from sharding.page_tokens import keyset_after
+from sharding.placement import node_for_user
 
 from .models import Item
 
@@ -49,6 +49,14 @@ class ListingQuery:
     seller_id: int | None = None
     exclude_user_id: int | None = None  # the caller never sees their own listings
     sort: str = "newest"
+
+    @classmethod
+    def from_params(cls, params, *, viewer_id):
+        """The query of validated ListingSearchIn data, for the API and the search page alike."""
+        return cls(
+            q=params["q"], min_price=params.get("min_price"), max_price=params.get("max_price"),
+            category=params["category"], seller_id=params.get("seller"), sort=params["sort"], exclude_user_id=viewer_id,
+        )
 
 
 def _listings_on(alias, query):

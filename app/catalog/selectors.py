@@ -1,7 +1,7 @@
 from collections import defaultdict
 
 from app.core.errors import NotFound
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 
 from .models import Item, Photo
 

@@ -3,16 +3,21 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from app.catalog.error_codes import CatalogErrorCode
+from app.core.error_codes import CommonErrorCode
 from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.text import clean_text
+from app.core.types import UserRef
 from sharding.fanout import fan_out
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import retry_when_moved
 
 from . import images
@@ -25,20 +30,24 @@ logger = logging.getLogger("app.catalog")
 MAX_PHOTOS = 10
 
 
-def _clean_fields(fields):
+def _clean_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Titles, descriptions and categories as they are stored: without control characters (app.core.text),
     whoever calls (the API and the web forms have cleaned them already; seeders and scripts may not have)."""
     cleaned = {
-        name: clean_text(value, multiline=name == "description") if name in ("title", "description", "category") else value
+        name: (
+            clean_text(value, multiline=name == "description")
+            if name in ("title", "description", "category") else value
+        )
         for name, value in fields.items()
     }
     if "title" in cleaned and not str(cleaned["title"]).strip():
-        raise ServiceError("A title must have some text.", code="validation_error", details={"title": ["Blank."]})
+        raise ServiceError("A title must have some text.", code=CommonErrorCode.VALIDATION_ERROR,
+                           details={"title": ["Blank."]})
     return cleaned
 
 
 @retry_when_moved
-def create_item(owner, *, title, description="", price, category=""):
+def create_item(*, owner: UserRef, title: str, description: str = "", price: int, category: str = "") -> Item:
     fields = _clean_fields({"title": title, "description": description, "category": category})
     title, description, category = fields["title"], fields["description"], fields["category"]
     with transaction.atomic(using=node_for_user(owner.id)):
@@ -50,13 +59,13 @@ def create_item(owner, *, title, description="", price, category=""):
     return item
 
 
-def _lock_own_item(owner_id, item_id):
+def _lock_own_item(owner_id: int, item_id: int) -> Item:
     """The owner's item, locked; NotFound for anyone else's (never reveal that it exists)."""
     item = Item.objects.using(node_for_id(item_id)).select_for_update().filter(id=item_id, user_id=owner_id).first()
     if item is None:
         raise NotFound("No such item.")
     if item.status == Item.SOLD:
-        raise Conflict("This item has been sold and can no longer be changed.", code="item_sold")
+        raise Conflict("This item has been sold and can no longer be changed.", code=CatalogErrorCode.ITEM_SOLD)
     return item
 
 
@@ -64,12 +73,13 @@ EDITABLE_FIELDS = ("title", "description", "price", "category", "status")
 
 
 @retry_when_moved
-def update_item(owner_id, item_id, changes):
+def update_item(*, owner_id: int, item_id: int, changes: dict[str, Any]) -> Item:
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ServiceError(f"These fields can't be changed: {', '.join(sorted(unknown))}.", code="validation_error")
+        raise ServiceError(f"These fields can't be changed: {', '.join(sorted(unknown))}.",
+                           code=CommonErrorCode.VALIDATION_ERROR)
     if changes.get("status") not in (None, Item.LISTED, Item.UNLISTED):
-        raise ServiceError("status must be listed or unlisted.", code="validation_error")
+        raise ServiceError("status must be listed or unlisted.", code=CommonErrorCode.VALIDATION_ERROR)
     changes = _clean_fields(changes)
     with transaction.atomic(using=node_for_id(item_id)):
         item = _lock_own_item(owner_id, item_id)
@@ -81,7 +91,7 @@ def update_item(owner_id, item_id, changes):
 
 
 @retry_when_moved
-def delete_item(owner_id, item_id):
+def delete_item(*, owner_id: int, item_id: int) -> None:
     alias = node_for_id(item_id)
     with transaction.atomic(using=alias):
         item = _lock_own_item(owner_id, item_id)
@@ -95,20 +105,20 @@ def delete_item(owner_id, item_id):
 # --------------------------------------------------------------------------- photos
 
 
-def _delete_files_after_commit(alias, photos):
+def _delete_files_after_commit(alias: str, photos: list[Photo]) -> None:
     names = [name for photo in photos for name in (photo.image, photo.thumbnail)]
     if names:
         transaction.on_commit(lambda: images.delete_files(names), using=alias)
 
 
-def _photos_of(alias, item_id):
+def _photos_of(alias: str, item_id: int) -> list[Photo]:
     return list(Photo.objects.using(alias).filter(item_id=item_id).order_by("position", "id"))
 
 
-def _check_photo_room(item, photos):
+def _check_photo_room(item: Item, photos: list[Photo]) -> None:
     if len(photos) >= MAX_PHOTOS:
         raise InvalidImage(f"An item has at most {MAX_PHOTOS} photos; remove one first.",
-                           code="too_many_photos", details={"image": [f"At most {MAX_PHOTOS} photos."]})
+                           code=CatalogErrorCode.TOO_MANY_PHOTOS, details={"image": [f"At most {MAX_PHOTOS} photos."]})
 
 
 def check_photos_changeable(*, owner_id: int, item_id: int) -> None:
@@ -117,11 +127,12 @@ def check_photos_changeable(*, owner_id: int, item_id: int) -> None:
     if item is None:
         raise NotFound("No such item.")
     if item.status == Item.SOLD:
-        raise Conflict("This item has been sold and its photos can no longer be changed.", code="item_sold")
+        raise Conflict("This item has been sold and its photos can no longer be changed.",
+                       code=CatalogErrorCode.ITEM_SOLD)
     _check_photo_room(item, _photos_of(item._state.db, item.id))
 
 
-def upload_photo(*, owner_id: int, item_id: int, upload) -> Photo:
+def upload_photo(*, owner_id: int, item_id: int, upload: UploadedFile) -> Photo:
     """Check and process an uploaded file and add it as the item's last photo (see add_photo)."""
     check_photos_changeable(owner_id=owner_id, item_id=item_id)
     return add_photo(owner_id=owner_id, item_id=item_id, image=images.process_image(upload))
@@ -139,7 +150,7 @@ def add_photo(*, owner_id: int, item_id: int, image: ProcessedImage) -> Photo:
 
 
 @retry_when_moved
-def _attach_photo(owner_id, item_id, image, names):
+def _attach_photo(owner_id: int, item_id: int, image: ProcessedImage, names: tuple[str, str]) -> Photo:
     alias = node_for_id(item_id)
     with transaction.atomic(using=alias):
         item = _lock_own_item(owner_id, item_id)
@@ -154,7 +165,7 @@ def _attach_photo(owner_id, item_id, image, names):
     return photo
 
 
-def _photos_changed(item):
+def _photos_changed(item: Item) -> None:
     item.save(using=item._state.db, update_fields=["updated_at"])  # the partner feed's order: a change
     record_listing_event(item, ListingEvent.UPDATED)
 
@@ -175,7 +186,7 @@ def delete_photo(*, owner_id: int, item_id: int, photo_id: int) -> None:
         _delete_files_after_commit(alias, [gone])
 
 
-def _renumber(alias, photos):
+def _renumber(alias: str, photos: list[Photo]) -> None:
     for position, photo in enumerate(photos):
         if photo.position != position:
             Photo.objects.using(alias).filter(id=photo.id).update(position=position)
@@ -191,7 +202,7 @@ def reorder_photos(*, owner_id: int, item_id: int, photo_ids: list[int]) -> list
         photos = {photo.id: photo for photo in _photos_of(alias, item.id)}
         if len(photo_ids) != len(set(photo_ids)) or set(photo_ids) != set(photos):
             raise ServiceError(
-                "photo_ids must name every photo of the item exactly once.", code="validation_error",
+                "photo_ids must name every photo of the item exactly once.", code=CommonErrorCode.VALIDATION_ERROR,
                 details={"photo_ids": [f"Expected each of: {', '.join(str(i) for i in photos) or 'none'}."]},
             )
         ordered = [photos[photo_id] for photo_id in photo_ids]
@@ -234,11 +245,11 @@ def copy_photos(*, source: Item, target: Item) -> list[Photo]:
 # --------------------------------------------------------------------------- clean-up (manage.py maintenance)
 
 
-_last_purge = {"at": None}
+_last_purge: dict[str, float | None] = {"at": None}
 _purge_lock = threading.Lock()
 
 
-def _stored_names(prefix):
+def _stored_names(prefix: str) -> list[str]:
     directories, files = default_storage.listdir(prefix)
     names = [f"{prefix}/{name}" for name in files]
     for directory in directories:
@@ -246,7 +257,7 @@ def _stored_names(prefix):
     return names
 
 
-def _referenced_on(alias):
+def _referenced_on(alias: str) -> set[str]:
     rows = Photo.objects.using(alias).values_list("image", "thumbnail")
     return {name for row in rows for name in row}
 

@@ -4,14 +4,16 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.catalog.error_codes import CatalogErrorCode
+from app.core.error_codes import CommonErrorCode
 from app.core.errors import NotFound, ServiceError
 from app.core.fields import ID_PATTERN
 from app.core.openapi import BAD_BODY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated, partial_page
 from app.core.pagination import PageParams, newest_first_page, page_params, query_data
 from app.core.throttling import ThrottledAfterValidation
-from sharding.cursors import decode_cursor
 from sharding.errors import InvalidIdError
-from sharding.routing import parse_routable_id
+from sharding.page_tokens import decode_cursor
+from sharding.placement import parse_routable_id
 
 from . import selectors, services
 from .images import PHOTO_MAX_BYTES
@@ -28,6 +30,8 @@ def item_id_from_url(raw):
 
 
 # Any other string is a 404, like an id that names no item.
+NOT_FOUND = (404, CommonErrorCode.NOT_FOUND)
+ITEM_SOLD = (409, CatalogErrorCode.ITEM_SOLD)
 ITEM_ID = OpenApiParameter("item_id", str, OpenApiParameter.PATH, pattern=ID_PATTERN, description="The item's id.")
 
 
@@ -51,7 +55,7 @@ class ItemListView(APIView):
     def post(self, request):
         params = ItemIn(data=request.data)
         params.is_valid(raise_exception=True)
-        item = services.create_item(request.user, **params.validated_data)
+        item = services.create_item(owner=request.user, **params.validated_data)
         return Response(ItemOut(item).data, status=201)
 
 
@@ -63,7 +67,9 @@ class ItemDetailView(APIView):
     @extend_schema(
         summary="An item: anyone sees a listed one, only its owner an unlisted or sold one",
         parameters=[ITEM_ID],
-        responses={200: ItemOut, **errors((401, "authentication_failed"), (404, "not_found"))},
+        responses={
+            200: ItemOut, **errors((401, CommonErrorCode.AUTHENTICATION_FAILED), (404, CommonErrorCode.NOT_FOUND)),
+        },
     )
     def get(self, request, item_id):
         viewer = request.user.id if request.user.is_authenticated else None
@@ -75,22 +81,24 @@ class ItemDetailView(APIView):
         request=ItemChangesIn,
         responses={
             200: ItemOut,
-            **errors(BAD_BODY, NEEDS_LOGIN, (404, "not_found"), (409, "item_sold"), TRY_AGAIN),
+            **errors(BAD_BODY, NEEDS_LOGIN, NOT_FOUND, ITEM_SOLD, TRY_AGAIN),
         },
     )
     def patch(self, request, item_id):
         params = ItemChangesIn(data=request.data, partial=True)
         params.is_valid(raise_exception=True)
-        item = services.update_item(request.user.id, item_id_from_url(item_id), params.validated_data)
+        item = services.update_item(
+            owner_id=request.user.id, item_id=item_id_from_url(item_id), changes=params.validated_data,
+        )
         return Response(ItemOut(item).data)
 
     @extend_schema(
         summary="Delete my item",
         parameters=[ITEM_ID],
-        responses={204: None, **errors(NEEDS_LOGIN, (404, "not_found"), (409, "item_sold"), TRY_AGAIN)},
+        responses={204: None, **errors(NEEDS_LOGIN, NOT_FOUND, ITEM_SOLD, TRY_AGAIN)},
     )
     def delete(self, request, item_id):
-        services.delete_item(request.user.id, item_id_from_url(item_id))
+        services.delete_item(owner_id=request.user.id, item_id=item_id_from_url(item_id))
         return Response(status=204)
 
 
@@ -109,7 +117,7 @@ class ListingSearchView(ThrottledAfterValidation, APIView):
         parameters=[ListingSearchIn, PageParams],
         responses={
             200: partial_page(ItemOut),
-            **errors(PAGE_ERRORS, (401, "authentication_failed"), TRY_AGAIN),
+            **errors(PAGE_ERRORS, (401, CommonErrorCode.AUTHENTICATION_FAILED), TRY_AGAIN),
         },
         description=(
             "Full-text search of titles and descriptions, with typo-tolerant title matching. `sort`: `relevance` "
@@ -128,11 +136,7 @@ class ListingSearchView(ThrottledAfterValidation, APIView):
         if cursor is not None:
             decode_cursor(cursor, types=SORTS[found["sort"]].types)  # InvalidCursorError: a 400
         self.throttle(request)
-        query = ListingQuery(
-            q=found["q"], min_price=found.get("min_price"), max_price=found.get("max_price"),
-            category=found["category"], seller_id=found.get("seller"), sort=found["sort"],
-            exclude_user_id=request.user.id if request.user.is_authenticated else None,
-        )
+        query = ListingQuery.from_params(found, viewer_id=request.user.id if request.user.is_authenticated else None)
         page = search_listings(query, page_size=page_size, cursor=cursor, allow_partial=True)
         return Response({
             "results": ItemOut(attach_photos(page.rows), many=True).data, "next": page.next_cursor,
@@ -145,7 +149,7 @@ class ListingSearchView(ThrottledAfterValidation, APIView):
 PHOTO_ID = OpenApiParameter("photo_id", str, OpenApiParameter.PATH, pattern=ID_PATTERN, description="The photo's id.")
 # A request body over this is refused before it is read (413): the file's limit plus room for the multipart frame.
 PHOTO_REQUEST_MAX_BYTES = PHOTO_MAX_BYTES + 256 * 1024
-PHOTO_CHANGE_ERRORS = (NEEDS_LOGIN, (404, "not_found"), (409, "item_sold"), TRY_AGAIN)
+PHOTO_CHANGE_ERRORS = (NEEDS_LOGIN, NOT_FOUND, ITEM_SOLD, TRY_AGAIN)
 
 
 class PhotoListView(APIView):
@@ -159,8 +163,12 @@ class PhotoListView(APIView):
         request={"multipart/form-data": PhotoIn},
         responses={
             201: PhotoOut,
-            **errors((400, "invalid_image", "too_many_photos", "validation_error", "parse_error"),
-                     *PHOTO_CHANGE_ERRORS, (413, "request_too_large"), (415, "unsupported_media_type")),
+            **errors(
+                (400, CatalogErrorCode.INVALID_IMAGE, CatalogErrorCode.TOO_MANY_PHOTOS,
+                 CommonErrorCode.VALIDATION_ERROR, CommonErrorCode.PARSE_ERROR),
+                *PHOTO_CHANGE_ERRORS, (413, CatalogErrorCode.REQUEST_TOO_LARGE),
+                (415, CommonErrorCode.UNSUPPORTED_MEDIA_TYPE),
+            ),
         },
         description=(
             "A JPEG, PNG or WebP image (its content must be what its type says) of at most 10 MB, at least "
@@ -177,7 +185,7 @@ class PhotoListView(APIView):
         item = item_id_from_url(item_id)
         if int(request.META.get("CONTENT_LENGTH") or 0) > PHOTO_REQUEST_MAX_BYTES:
             raise ServiceError(f"The request is over {PHOTO_REQUEST_MAX_BYTES:,} bytes: a photo may be 10 MB.",
-                               code="request_too_large", status=413)
+                               code=CatalogErrorCode.REQUEST_TOO_LARGE, status=413)
         services.check_photos_changeable(owner_id=request.user.id, item_id=item)  # 404 / 409 before any reading
         params = PhotoIn(data=request.data)
         params.is_valid(raise_exception=True)

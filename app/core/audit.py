@@ -49,7 +49,10 @@ def _audit_node(alias):
     for entry in LedgerEntry.objects.using(alias).order_by("user_id", "id").iterator(chunk_size=5000):
         running[entry.user_id] += entry.amount
         if entry.balance_after != running[entry.user_id]:
-            problems.append(f"{alias}: ledger entry {entry.id} says balance_after {entry.balance_after}, the ledger gives {running[entry.user_id]}")
+            problems.append(
+                f"{alias}: ledger entry {entry.id} says balance_after {entry.balance_after}, "
+                f"the ledger gives {running[entry.user_id]}"
+            )
     entries = {
         (kind, ref): amount
         for kind, ref, amount in LedgerEntry.objects.using(alias)
@@ -63,7 +66,9 @@ def _audit_node(alias):
     for sale_id, _, _, price in sales:
         if entries.get((LedgerEntry.SALE, sale_id)) != price:
             problems.append(f"{alias}: sale {sale_id} has no matching ledger credit of {price}")
-    deposits = LedgerEntry.objects.using(alias).filter(kind=LedgerEntry.DEPOSIT).aggregate(total=Sum("amount"))["total"] or 0
+    deposits = (
+        LedgerEntry.objects.using(alias).filter(kind=LedgerEntry.DEPOSIT).aggregate(total=Sum("amount"))["total"] or 0
+    )
     return {
         "problems": problems, "purchases": purchases, "sales": sales, "deposits": deposits,
         "balance": sum(wallets.values()), "wallets": len(wallets),
@@ -93,6 +98,7 @@ def audit_books():
             report.problems.append(f"sale of listing {item_id} names purchase {purchase_id}, which does not exist")
     if report.total_balance != report.total_deposits:
         report.problems.append(
-            f"balances add up to {report.total_balance} but deposits to {report.total_deposits}: money was created or lost"
+            f"balances add up to {report.total_balance} but deposits to {report.total_deposits}: "
+            "money was created or lost"
         )
     return report

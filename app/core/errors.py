@@ -5,8 +5,9 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from app.core.error_codes import CommonErrorCode
 from sharding.breaker import note_failure, retry_after_seconds, unavailable_nodes
-from sharding.errors import FanOutError, InvalidCursorError
+from sharding.errors import InvalidCursorError
 from sharding.transactions import LockTimeoutError, ShardMovedError
 
 
@@ -14,7 +15,7 @@ class ServiceError(Exception):
     """A business rule said no. Services raise it; the API turns it into its status and code."""
 
     status = 400
-    code = "bad_request"
+    code: str = CommonErrorCode.BAD_REQUEST
 
     def __init__(self, message, *, code=None, status=None, details=None):
         super().__init__(message)
@@ -28,15 +29,11 @@ class ServiceError(Exception):
 
 
 class NotFound(ServiceError):
-    status, code = 404, "not_found"
+    status, code = 404, CommonErrorCode.NOT_FOUND
 
 
 class Conflict(ServiceError):
-    status, code = 409, "conflict"
-
-
-class PaymentRequired(ServiceError):
-    status, code = 402, "insufficient_funds"
+    status, code = 409, CommonErrorCode.CONFLICT
 
 
 def error_body(code, message, details=None):
@@ -45,43 +42,54 @@ def error_body(code, message, details=None):
 
 # DRF exceptions by class, most specific first: (status, code, message or None for the exception's own).
 _DRF_CODES = [
-    (exceptions.ParseError, "parse_error", "The request body is not valid JSON."),
-    (exceptions.ValidationError, "validation_error", "The request has invalid fields."),
-    (exceptions.NotAuthenticated, "not_authenticated", "Authentication credentials were not provided."),
-    (exceptions.AuthenticationFailed, "authentication_failed", None),
-    (exceptions.PermissionDenied, "permission_denied", None),
-    (exceptions.NotFound, "not_found", "Not found."),
-    (exceptions.MethodNotAllowed, "method_not_allowed", None),
-    (exceptions.NotAcceptable, "not_acceptable", None),
-    (exceptions.UnsupportedMediaType, "unsupported_media_type", None),
-    (exceptions.Throttled, "throttled", None),
+    (exceptions.ParseError, CommonErrorCode.PARSE_ERROR, "The request body is not valid JSON."),
+    (exceptions.ValidationError, CommonErrorCode.VALIDATION_ERROR, "The request has invalid fields."),
+    (exceptions.NotAuthenticated, CommonErrorCode.NOT_AUTHENTICATED, "Authentication credentials were not provided."),
+    (exceptions.AuthenticationFailed, CommonErrorCode.AUTHENTICATION_FAILED, None),
+    (exceptions.PermissionDenied, CommonErrorCode.PERMISSION_DENIED, None),
+    (exceptions.NotFound, CommonErrorCode.NOT_FOUND, "Not found."),
+    (exceptions.MethodNotAllowed, CommonErrorCode.METHOD_NOT_ALLOWED, None),
+    (exceptions.NotAcceptable, CommonErrorCode.NOT_ACCEPTABLE, None),
+    (exceptions.UnsupportedMediaType, CommonErrorCode.UNSUPPORTED_MEDIA_TYPE, None),
+    (exceptions.Throttled, CommonErrorCode.THROTTLED, None),
 ]
 
 
-def exception_handler(exc, context):
+def error_response_for(exc):
+    """(status, body, headers) of the errors the API and the pages answer alike, or None for any other.
+
+    A business rule (ServiceError), a page link whose cursor is not ours, a node that is down, unreachable or too
+    slow (never a 500; a connection-level failure also opens its breaker), a row lock not granted in time, a shard
+    that moved while the operation ran.
+    """
     if isinstance(exc, ServiceError):
-        return Response(exc.as_body(), status=exc.status)
+        return exc.status, exc.as_body(), {}
     if isinstance(exc, InvalidCursorError):
-        return Response(error_body("invalid_cursor", str(exc)), status=400)
+        return 400, error_body(CommonErrorCode.INVALID_CURSOR, str(exc)), {}
     note_failure(exc)
     nodes = unavailable_nodes(exc)
-    if nodes is not None:  # a node is down, unreachable or too slow: never a 500
-        return Response(
-            error_body("try_again", "Some of our data nodes did not answer in time; try again.", {"nodes": nodes}),
-            status=503, headers={"Retry-After": str(retry_after_seconds())},
-        )
+    if nodes is not None:
+        body = error_body(CommonErrorCode.TRY_AGAIN, "Some of our data nodes did not answer in time; try again.",
+                          {"nodes": nodes})
+        return 503, body, {"Retry-After": str(retry_after_seconds())}
     if isinstance(exc, (LockTimeoutError, ShardMovedError)):
-        return Response(error_body("try_again", "The resource is busy; try again."), status=503, headers={"Retry-After": "1"})
+        return 503, error_body(CommonErrorCode.TRY_AGAIN, "The resource is busy; try again."), {"Retry-After": "1"}
+    return None
+
+
+def exception_handler(exc, context):
+    known = error_response_for(exc)
+    if known is not None:
+        status, body, headers = known
+        return Response(body, status=status, headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # an unexpected error: Django's 500 handling (and logging) takes over
-    for exc_class, code, message in _DRF_CODES:
-        if isinstance(exc, exc_class):
-            break
-    else:
-        code, message = "error", None
+    code, message = next(
+        ((code, message) for exc_class, code, message in _DRF_CODES if isinstance(exc, exc_class)), ("error", None)
+    )
     details = exc.detail if isinstance(exc, exceptions.ValidationError) else {}
     if isinstance(details, list):
         details = {"non_field_errors": details}
@@ -95,11 +103,11 @@ def _wants_json(request):
 
 def not_found(request, exception=None):
     if _wants_json(request):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
+        return JsonResponse(error_body(CommonErrorCode.NOT_FOUND, "Not found."), status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request):
     if _wants_json(request):
-        return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+        return JsonResponse(error_body(CommonErrorCode.SERVER_ERROR, "Something went wrong on our side."), status=500)
     return defaults.server_error(request)

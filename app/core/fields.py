@@ -5,10 +5,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from app.core.text import clean_text
-
 from sharding.errors import InvalidIdError
-from sharding.routing import parse_routable_id
-
+from sharding.placement import parse_routable_id
 
 ID_PATTERN = r"^[0-9]+$"
 # What the API reads as an id: digits without a leading zero, at most 19 (ids are positive 64-bit integers).

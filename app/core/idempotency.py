@@ -15,7 +15,8 @@ from typing import NamedTuple
 from django.db import transaction
 from django.utils import timezone
 
-from sharding.routing import all_workers, node_for_user
+from app.core.error_codes import CommonErrorCode
+from sharding.placement import all_workers, node_for_user
 from sharding.transactions import atomic_on_nodes
 
 from .errors import ServiceError
@@ -26,11 +27,11 @@ KEEP_FOR = timedelta(hours=48)
 
 
 class MissingKey(ServiceError):
-    status, code = 400, "idempotency_key_required"
+    status, code = 400, CommonErrorCode.IDEMPOTENCY_KEY_REQUIRED
 
 
 class KeyReused(ServiceError):
-    status, code = 422, "idempotency_key_reused"
+    status, code = 422, CommonErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
 def idempotency_key_from(request):

@@ -1,13 +1,15 @@
-"""A data node that is down or unreachable is a 503 `try_again` on every page and endpoint, never a 500."""
+"""Errors outside DRF's views answered as the API answers them (app.core.errors.error_response_for): a node that
+is down, unreachable or too slow is a 503 `try_again` on every page and endpoint, never a 500, and a page link
+whose cursor is not ours is a 400."""
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
-from sharding.breaker import note_failure, retry_after_seconds, unavailable_nodes
+from .errors import ServiceError, error_response_for
 
-from .errors import error_body
+PAGE_TEMPLATES = {400: "400.html", 503: "503.html"}
 
 
-class NodeUnavailableMiddleware:
+class ErrorResponseMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
@@ -15,13 +17,13 @@ class NodeUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        note_failure(exception)
-        nodes = unavailable_nodes(exception)
-        if nodes is None:
+        if isinstance(exception, ServiceError):
+            return None  # the pages handle their business errors themselves
+        known = error_response_for(exception)
+        if known is None:
             return None
-        headers = {"Retry-After": str(retry_after_seconds())}
+        status, body, headers = known
         if request.path.startswith(("/api/", "/health")):
-            body = error_body("try_again", "A data node is unavailable; try again shortly.", {"nodes": nodes})
-            return JsonResponse(body, status=503, headers=headers)
-        response = TemplateResponse(request, "503.html", status=503, headers=headers)
-        return response.render()
+            return JsonResponse(body, status=status, headers=headers)
+        context = {"message": body["error"]["message"]}
+        return TemplateResponse(request, PAGE_TEMPLATES[status], context, status=status, headers=headers).render()

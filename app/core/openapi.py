@@ -10,6 +10,8 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+from app.core.error_codes import CommonErrorCode
+
 from .fields import ID_INPUT_PATTERN, ID_PATTERN, SOME_TEXT_PATTERN
 from .idempotency import KEY_PATTERN
 from .money import MINOR_PER_MAJOR, MONEY_PATTERN, input_pattern
@@ -36,13 +38,13 @@ def errors(*statuses_and_codes):
 
 
 # The errors any endpoint that needs a login can answer.
-NEEDS_LOGIN = (401, "not_authenticated", "authentication_failed")
+NEEDS_LOGIN = (401, CommonErrorCode.NOT_AUTHENTICATED, CommonErrorCode.AUTHENTICATION_FAILED)
 # The errors of a JSON request body that does not parse or validate.
-BAD_BODY = (400, "validation_error", "parse_error")
+BAD_BODY = (400, CommonErrorCode.VALIDATION_ERROR, CommonErrorCode.PARSE_ERROR)
 # The errors of ?page_size= and ?cursor= (the parameters of app.core.pagination.PageParams).
-PAGE_ERRORS = (400, "validation_error", "invalid_cursor")
+PAGE_ERRORS = (400, CommonErrorCode.VALIDATION_ERROR, CommonErrorCode.INVALID_CURSOR)
 # A node did not answer in time, or a row stayed locked: the request can be retried.
-TRY_AGAIN = (503, "try_again")
+TRY_AGAIN = (503, CommonErrorCode.TRY_AGAIN)
 
 
 @functools.cache  # one component per row serializer, however many endpoints list it
@@ -209,7 +211,9 @@ class TokenAuthScheme(OpenApiAuthenticationExtension):
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):
-        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix=self.target.authenticate_header(None))
+        return build_bearer_security_scheme_object(
+            header_name="Authorization", token_prefix=self.target.authenticate_header(None)
+        )
 
 
 _HEALTH = {

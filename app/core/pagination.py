@@ -1,8 +1,9 @@
-"""Page sizes and keyset pagination for one user's lists: newest first by id (ids grow with time)."""
+"""Page sizes and keyset pagination for one user's lists, newest first by id (ids grow with time): the API's and
+the pages'."""
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from sharding.cursors import decode_cursor, encode_cursor
+from sharding.page_tokens import decode_cursor, encode_cursor
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -31,15 +32,21 @@ def page_params(request):
     return min(params.validated_data["page_size"], MAX_PAGE_SIZE), params.validated_data.get("cursor")
 
 
-def newest_first_page(request, queryset, serializer_class, prepare=None):
-    """A page of `queryset`, newest first; `prepare(rows)` may load what the rows need (photos) in bulk."""
-    size, cursor = page_params(request)
+def newest_first(queryset, *, cursor, size):
+    """One page of rows, newest first by id: (rows, next cursor or None). A cursor that is not one of ours
+    raises InvalidCursorError (a 400 on the API and on the pages)."""
     if cursor is not None:
         (last_id,) = decode_cursor(cursor, types=(int,))
         queryset = queryset.filter(id__lt=last_id)
     rows = list(queryset.order_by("-id")[: size + 1])
     next_cursor = encode_cursor((rows[size - 1].id,)) if len(rows) > size else None
-    rows = rows[:size]
+    return rows[:size], next_cursor
+
+
+def newest_first_page(request, queryset, serializer_class, prepare=None):
+    """A page of `queryset`, newest first; `prepare(rows)` may load what the rows need (photos) in bulk."""
+    size, cursor = page_params(request)
+    rows, next_cursor = newest_first(queryset, cursor=cursor, size=size)
     if prepare is not None:
         rows = prepare(rows)
     return Response({"results": serializer_class(rows, many=True).data, "next": next_cursor})

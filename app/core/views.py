@@ -23,7 +23,9 @@ def sees_health_details(request):
     if not expected or scheme.lower() != "bearer" or not sent.strip():
         return False
     # Digests of equal length: the comparison tells nothing, not even the token's length.
-    return hmac.compare_digest(hashlib.sha256(sent.strip().encode()).digest(), hashlib.sha256(expected.encode()).digest())
+    return hmac.compare_digest(
+        hashlib.sha256(sent.strip().encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    )
 
 
 @never_cache

@@ -1,4 +1,4 @@
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 
 from .models import Purchase, Sale
 

@@ -14,9 +14,11 @@ from app.catalog.services import copy_photos
 from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
+from app.core.types import UserRef
+from app.orders.error_codes import OrderErrorCode
 from app.wallet.models import LedgerEntry
 from app.wallet.services import lock_wallets, post_entry
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import retry_when_moved
 
 from .models import Purchase, Sale
@@ -24,7 +26,7 @@ from .serializers import PlacedOrderOut
 
 
 @retry_when_moved
-def place_order(*, buyer, listing_id: int, expected_price: int, idempotency_key: str) -> IdempotentResult:
+def place_order(*, buyer: UserRef, listing_id: int, expected_price: int, idempotency_key: str) -> IdempotentResult:
     """Buy a listing once per key: (status, body) of the first attempt with this key, a business error included."""
     return run_idempotent(
         user_id=buyer.id, key=idempotency_key,
@@ -34,7 +36,7 @@ def place_order(*, buyer, listing_id: int, expected_price: int, idempotency_key:
     )
 
 
-def buy_listing(buyer, listing_id: int, expected_price: int) -> Purchase:
+def buy_listing(buyer: UserRef, listing_id: int, expected_price: int) -> Purchase:
     """Move the money and the item, inside a transaction on the buyer's and the listing's nodes."""
     seller_node, buyer_node = node_for_id(listing_id), node_for_user(buyer.id)
     # Lock the listing first, the wallets after (always in this order: no deadlock across nodes).
@@ -42,13 +44,13 @@ def buy_listing(buyer, listing_id: int, expected_price: int) -> Purchase:
     if listing is None:
         raise NotFound("No such listing.")
     if listing.user_id == buyer.id:
-        raise ServiceError("You can't buy your own item.", code="own_item")
+        raise ServiceError("You can't buy your own item.", code=OrderErrorCode.OWN_ITEM)
     if listing.status != Item.LISTED:
-        raise Conflict("This item is no longer for sale.", code="item_not_available")
+        raise Conflict("This item is no longer for sale.", code=OrderErrorCode.ITEM_NOT_AVAILABLE)
     if listing.price != expected_price:
         raise Conflict(
             "The price has changed since you saw it; check the new price and try again.",
-            code="price_changed", details={"price": format_money(listing.price)},
+            code=OrderErrorCode.PRICE_CHANGED, details={"price": format_money(listing.price)},
         )
     wallets = lock_wallets(buyer.id, listing.user_id)
 
@@ -67,7 +69,9 @@ def buy_listing(buyer, listing_id: int, expected_price: int) -> Purchase:
         user_id=listing.user_id, item_id=listing.id, purchase_id=purchase.id, buyer_id=buyer.id,
         buyer_username=buyer.username, title=listing.title, category=listing.category, price=listing.price,
     )
-    purchase.buyer_balance = post_entry(wallets[buyer.id], -listing.price, LedgerEntry.PURCHASE, purchase.id).balance_after
+    purchase.buyer_balance = post_entry(
+        wallets[buyer.id], -listing.price, LedgerEntry.PURCHASE, purchase.id
+    ).balance_after
     post_entry(wallets[listing.user_id], listing.price, LedgerEntry.SALE, sale.id)
     # Last, once nothing can refuse the purchase any more: the resold item keeps its pictures (file copies
     # that the maintenance clean-up deletes should the transaction still roll back).

@@ -2,9 +2,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.core.error_codes import CommonErrorCode
 from app.core.idempotency import idempotency_key_from
 from app.core.openapi import BAD_BODY, IDEMPOTENCY_KEY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated
 from app.core.pagination import PageParams, newest_first_page
+from app.orders.error_codes import OrderErrorCode
+from app.wallet.error_codes import WalletErrorCode
 
 from . import selectors, services
 from .serializers import PlacedOrderOut, PurchaseIn, PurchaseOut, SaleOut
@@ -28,12 +31,12 @@ class PurchaseListView(APIView):
         responses={
             201: PlacedOrderOut,
             **errors(
-                (*BAD_BODY, "idempotency_key_required", "own_item"),
+                (*BAD_BODY, CommonErrorCode.IDEMPOTENCY_KEY_REQUIRED, OrderErrorCode.OWN_ITEM),
                 NEEDS_LOGIN,
-                (402, "insufficient_funds"),
-                (404, "not_found"),
-                (409, "item_not_available", "price_changed"),
-                (422, "idempotency_key_reused"),
+                (402, WalletErrorCode.INSUFFICIENT_FUNDS),
+                (404, CommonErrorCode.NOT_FOUND),
+                (409, OrderErrorCode.ITEM_NOT_AVAILABLE, OrderErrorCode.PRICE_CHANGED),
+                (422, CommonErrorCode.IDEMPOTENCY_KEY_REUSED),
                 TRY_AGAIN,
             ),
         },

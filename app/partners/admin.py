@@ -22,7 +22,7 @@ class PartnerAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are made by `create_partner` or the rotate action: the plain key is shown once, then only its hash exists."""
+    """Keys come from `create_partner` or the rotate action: the plain key is shown once, then only its hash exists."""
 
     list_display = ("prefix", "partner", "scopes", "created_at", "last_used_at", "revoked_at")
     list_filter = ("partner",)

@@ -21,8 +21,10 @@ from django.db.models import Exists, OuterRef, Q
 from app.catalog.events import PUBLIC_STATUSES, public_listing
 from app.catalog.models import Item, ItemTombstone, Photo
 from app.catalog.selectors import attach_photos
-from sharding.cursors import encode_cursor, keyset_after
+from app.core.errors import NotFound
 from sharding.fanout import fan_out_page, merge_ordered
+from sharding.page_tokens import encode_cursor, keyset_after
+from sharding.placement import node_for_id
 
 PREPARED_MARGIN_SECONDS = 60  # longest a transaction may run before its PREPARE
 
@@ -40,6 +42,14 @@ def stable_frontier(alias):
     with connections[alias].cursor() as cursor:
         cursor.execute(FRONTIER_SQL, [PREPARED_MARGIN_SECONDS])
         return cursor.fetchone()[0]
+
+
+def public_product(*, item_id):
+    """A listed or sold item as partners may see it; NotFound for any other (unlisted items are private)."""
+    item = Item.objects.using(node_for_id(item_id)).filter(id=item_id, status__in=PUBLIC_STATUSES).first()
+    if item is None:
+        raise NotFound("No such product.")
+    return item
 
 
 def feed_record(item):
@@ -90,7 +100,9 @@ def feed_page(*, page_size, cursor=None, updated_since=None, category="", q=""):
     after the last change returned, so the next poll starts exactly there.
     """
     page = fan_out_page(
-        lambda alias, after, limit: _changes_on(alias, after, limit, updated_since=updated_since, category=category, q=q),
+        lambda alias, after, limit: _changes_on(
+            alias, after, limit, updated_since=updated_since, category=category, q=q,
+        ),
         key=_sort_key, page_size=page_size, cursor=cursor, cursor_types=(datetime, int),
     )
     if page.next_cursor is not None:

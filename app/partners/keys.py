@@ -24,7 +24,9 @@ def _hash(plaintext):
 def check_scopes(scopes):
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
-        raise ServiceError(f"Scopes must be some of {', '.join(SCOPES)}; got {', '.join(unknown) or 'none'}.", code="validation_error")
+        raise ServiceError(
+            f"Scopes must be some of {', '.join(SCOPES)}; got {', '.join(unknown) or 'none'}.", code="validation_error",
+        )
     return sorted(set(scopes))
 
 

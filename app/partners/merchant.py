@@ -55,7 +55,8 @@ def tsv_lines():
         row = merchant_row(item)
         row["additional_image_link"] = ",".join(row["additional_image_link"])
         writer.writerow({
-            key: spreadsheet_cell(value.replace("\t", " ").replace("\n", " ")) for key, value in row.items()
+            key: spreadsheet_cell(value.replace("\t", " ").replace("\n", " "))
+            for key, value in row.items()
         })
         if buffer.tell() > 65536:
             yield buffer.getvalue()

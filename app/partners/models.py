@@ -71,4 +71,6 @@ class WebhookDelivery(ShardedModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["event_id", "endpoint_id"], name="webhook_delivery_once")]
-        indexes = [models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"), name="webhook_delivery_due")]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"), name="webhook_delivery_due"),
+        ]

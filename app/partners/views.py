@@ -5,24 +5,20 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from app.catalog.events import PUBLIC_STATUSES
-from app.catalog.models import Item
 from app.catalog.views import item_id_from_url
-from app.core.errors import NotFound
+from app.core.error_codes import CommonErrorCode
 from app.core.negotiation import FirstRendererAlways
-from app.core.openapi import PAGE_ERRORS, TRY_AGAIN, errors
+from app.core.openapi import NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors
 from app.core.pagination import PageParams, page_params, query_data
-from sharding.routing import node_for_id
 
 from . import merchant
 from .auth import ApiKeyAuthentication, HasScope, PartnerKeyRateThrottle
-from .feed import feed_page, feed_record
+from .feed import feed_page, feed_record, public_product
 from .serializers import FeedParamsIn, ProductFeedOut, ProductOut
-
 
 # What every partner endpoint can answer besides its own errors.
 PARTNER_ERRORS = errors(
-    (401, "not_authenticated", "authentication_failed"), (403, "permission_denied"), (429, "throttled"), TRY_AGAIN
+    NEEDS_LOGIN, (403, CommonErrorCode.PERMISSION_DENIED), (429, CommonErrorCode.THROTTLED), TRY_AGAIN
 )
 
 
@@ -55,15 +51,11 @@ class ProductDetailView(PartnerView):
     @extend_schema(
         summary="One listed or sold product",
         operation_id="partner_v1_products_retrieve",
-        responses={200: ProductOut, **errors((404, "not_found")), **PARTNER_ERRORS},
+        responses={200: ProductOut, **errors((404, CommonErrorCode.NOT_FOUND)), **PARTNER_ERRORS},
         tags=["partner"],
     )
     def get(self, request, item_id):
-        item_id = item_id_from_url(item_id)
-        item = Item.objects.using(node_for_id(item_id)).filter(id=item_id, status__in=PUBLIC_STATUSES).first()
-        if item is None:
-            raise NotFound("No such product.")
-        return Response(feed_record(item))
+        return Response(feed_record(public_product(item_id=item_id_from_url(item_id))))
 
 
 class GoogleFeedView(PartnerView):
@@ -82,17 +74,20 @@ class GoogleFeedView(PartnerView):
         ),
         parameters=[OpenApiParameter("extension", str, OpenApiParameter.PATH, enum=["tsv", "xml"])],
         responses={
-            (200, "text/tab-separated-values"): OpenApiResponse(OpenApiTypes.STR, description="Tab-separated, a header row first."),
+            (200, "text/tab-separated-values"): OpenApiResponse(
+                OpenApiTypes.STR, description="Tab-separated, a header row first.",
+            ),
             (200, "application/xml"): OpenApiResponse(OpenApiTypes.STR, description="RSS 2.0 with the g: namespace."),
-            **errors((404, "not_found")),  # an extension other than tsv or xml
+            **errors((404, CommonErrorCode.NOT_FOUND)),  # an extension other than tsv or xml
             **PARTNER_ERRORS,
         },
         tags=["partner"],
     )
     def get(self, request, extension):
         if extension == "tsv":
-            response = StreamingHttpResponse(merchant.tsv_lines(), content_type="text/tab-separated-values; charset=utf-8")
+            content, content_type = merchant.tsv_lines(), "text/tab-separated-values; charset=utf-8"
         else:
-            response = StreamingHttpResponse(merchant.xml_chunks(settings.SITE_URL), content_type="application/xml; charset=utf-8")
+            content, content_type = merchant.xml_chunks(settings.SITE_URL), "application/xml; charset=utf-8"
+        response = StreamingHttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = f'inline; filename="google.{extension}"'
         return response

@@ -3,7 +3,7 @@ from rest_framework import serializers
 from app.core.errors import ServiceError
 
 from .models import EVENTS
-from .webhooks import check_endpoint_url
+from .webhooks.destinations import check_endpoint_url
 
 
 class WebhookEndpointIn(serializers.Serializer):

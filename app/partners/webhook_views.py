@@ -3,13 +3,14 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.core.error_codes import CommonErrorCode
 from app.core.errors import NotFound
 from app.core.openapi import BAD_BODY, errors
 
-from . import webhooks
 from .auth import ApiKeyAuthentication, HasScope, PartnerKeyRateThrottle
 from .views import PARTNER_ERRORS
 from .webhook_serializers import WebhookEndpointCreatedOut, WebhookEndpointIn, WebhookEndpointOut
+from .webhooks.services import create_endpoint, delete_endpoint, endpoints_of
 
 
 class WebhookView(APIView):
@@ -29,7 +30,7 @@ class WebhookListView(WebhookView):
         tags=["partner"],
     )
     def get(self, request):
-        endpoints = webhooks.endpoints_of(request.auth.partner)
+        endpoints = endpoints_of(partner=request.auth.partner)
         return Response({"results": WebhookEndpointOut(endpoints, many=True).data})
 
     @extend_schema(
@@ -42,7 +43,7 @@ class WebhookListView(WebhookView):
     def post(self, request):
         params = WebhookEndpointIn(data=request.data)
         params.is_valid(raise_exception=True)
-        endpoint = webhooks.create_endpoint(request.auth.partner, **params.validated_data)
+        endpoint = create_endpoint(partner=request.auth.partner, **params.validated_data)
         return Response(WebhookEndpointCreatedOut(endpoint).data, status=201)
 
 
@@ -50,11 +51,11 @@ class WebhookDetailView(WebhookView):
     @extend_schema(
         summary="Delete one of my webhook endpoints",
         operation_id="partner_v1_webhooks_destroy",
-        responses={204: None, **errors((404, "not_found")), **PARTNER_ERRORS},
+        responses={204: None, **errors((404, CommonErrorCode.NOT_FOUND)), **PARTNER_ERRORS},
         tags=["partner"],
     )
     def delete(self, request, endpoint_id):
         if not endpoint_id.isdigit() or len(endpoint_id) > 18:
             raise NotFound("No such webhook endpoint.")
-        webhooks.delete_endpoint(request.auth.partner, int(endpoint_id))
+        delete_endpoint(partner=request.auth.partner, endpoint_id=int(endpoint_id))
         return Response(status=204)

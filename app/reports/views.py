@@ -10,6 +10,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.core.error_codes import CommonErrorCode
 from app.core.fields import UserRefField
 from app.core.money import CURRENCY
 from app.core.negotiation import FirstRendererAlways
@@ -21,7 +22,13 @@ from app.wallet.serializers import LedgerEntryOut
 
 from . import selectors
 from .serializers import (
-    COUNT_AND_AMOUNT, TRANSACTION_FIGURES, PlatformReportOut, ReportParams, figures_out, user_report_out, valid_params,
+    COUNT_AND_AMOUNT,
+    TRANSACTION_FIGURES,
+    PlatformReportOut,
+    ReportParams,
+    figures_out,
+    user_report_out,
+    valid_params,
 )
 
 
@@ -105,7 +112,7 @@ def report_schema(summary, report_out, *more_errors, csv="every row"):
         responses={
             (200, "application/json"): report_out,
             (200, "text/csv"): OpenApiTypes.STR,
-            **errors((400, "validation_error"), NEEDS_LOGIN, *more_errors),
+            **errors((400, CommonErrorCode.VALIDATION_ERROR), NEEDS_LOGIN, *more_errors),
         },
         description=(
             "`from` and `to` are inclusive UTC days (by default the 30 days up to today, at most 3660 days); "
@@ -136,7 +143,7 @@ class PurchasesReportView(UserReportView):
 
 @report_schema(
     "The whole platform's sales, GMV and active users (staff only)", PlatformReportOut,
-    (403, "permission_denied"), TRY_AGAIN, csv="the periods",
+    (403, CommonErrorCode.PERMISSION_DENIED), TRY_AGAIN, csv="the periods",
 )
 class PlatformReportView(ThrottledAfterValidation, APIView):
     """Sales, GMV and active users of the whole platform, summed over every worker; staff only."""

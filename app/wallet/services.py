@@ -5,17 +5,18 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from app.core.errors import PaymentRequired, ServiceError
+from app.core.errors import ServiceError
 from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
-from sharding.routing import node_for_user
+from app.wallet.error_codes import WalletErrorCode
+from sharding.placement import node_for_user
 from sharding.transactions import retry_when_moved
 
 from .models import LedgerEntry, Wallet
 from .serializers import DepositOut
 
 
-def lock_wallets(*user_ids):
+def lock_wallets(*user_ids: int) -> dict[int, Wallet]:
     """The users' wallets, created if missing and locked FOR UPDATE in ascending user order.
 
     One global lock order keeps two purchases between the same users from
@@ -32,10 +33,14 @@ def lock_wallets(*user_ids):
     return locked
 
 
-def post_entry(wallet, amount, kind, reference_id=None):
+class InsufficientFunds(ServiceError):
+    status, code = 402, WalletErrorCode.INSUFFICIENT_FUNDS
+
+
+def post_entry(wallet: Wallet, amount: int, kind: str, reference_id: int | None = None) -> LedgerEntry:
     """Change a locked wallet's balance by `amount` (signed minor units) and record it in the ledger."""
     if wallet.balance + amount < 0:
-        raise PaymentRequired(
+        raise InsufficientFunds(
             "Your balance is too low for this purchase; deposit funds first.",
             details={"balance": format_money(wallet.balance), "needed": format_money(-amount)},
         )
@@ -48,10 +53,10 @@ def post_entry(wallet, amount, kind, reference_id=None):
 
 
 class DepositLimitExceeded(ServiceError):
-    status, code = 422, "deposit_limit_exceeded"
+    status, code = 422, WalletErrorCode.DEPOSIT_LIMIT_EXCEEDED
 
 
-def deposited_today(wallet):
+def deposited_today(wallet: Wallet) -> int:
     """What the wallet's owner has deposited since midnight UTC, in minor units (read on the wallet's node)."""
     midnight = datetime.combine(timezone.now().astimezone(UTC).date(), time.min, UTC)
     return LedgerEntry.objects.using(wallet._state.db).filter(
@@ -59,7 +64,7 @@ def deposited_today(wallet):
     ).aggregate(total=Sum("amount", default=0))["total"]
 
 
-def check_daily_deposit_limit(wallet, amount):
+def check_daily_deposit_limit(wallet: Wallet, amount: int) -> None:
     """settings.DAILY_DEPOSIT_LIMIT per user and UTC day. The wallet must be locked: two deposits of one user
     then run one after the other, and the second sees the first's ledger entry."""
     limit = settings.DAILY_DEPOSIT_LIMIT
@@ -75,7 +80,7 @@ def check_daily_deposit_limit(wallet, amount):
         )
 
 
-def deposit(user_id, amount):
+def deposit(user_id: int, amount: int) -> LedgerEntry:
     (wallet,) = lock_wallets(user_id).values()
     check_daily_deposit_limit(wallet, amount)
     return post_entry(wallet, amount, LedgerEntry.DEPOSIT)

@@ -2,9 +2,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.core.error_codes import CommonErrorCode
 from app.core.idempotency import idempotency_key_from
 from app.core.openapi import BAD_BODY, IDEMPOTENCY_KEY, NEEDS_LOGIN, PAGE_ERRORS, TRY_AGAIN, errors, paginated
 from app.core.pagination import PageParams, newest_first_page
+from app.wallet.error_codes import WalletErrorCode
 
 from . import selectors, services
 from .serializers import DepositIn, DepositOut, LedgerEntryOut, WalletOut
@@ -25,8 +27,8 @@ class DepositView(APIView):
         responses={
             201: DepositOut,
             **errors(
-                (*BAD_BODY, "idempotency_key_required"), NEEDS_LOGIN,
-                (422, "idempotency_key_reused", "deposit_limit_exceeded"), TRY_AGAIN,
+                (*BAD_BODY, CommonErrorCode.IDEMPOTENCY_KEY_REQUIRED), NEEDS_LOGIN,
+                (422, CommonErrorCode.IDEMPOTENCY_KEY_REUSED, WalletErrorCode.DEPOSIT_LIMIT_EXCEEDED), TRY_AGAIN,
             ),
         },
         description=(

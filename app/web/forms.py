@@ -6,8 +6,8 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import password_validators_help_text_html
 from rest_framework import serializers
 
-from app.accounts.serializers import RegistrationIn
 from app.accounts.forms import ThrottledLoginMixin
+from app.accounts.serializers import RegistrationIn
 from app.catalog.serializers import MAX_PRICE_MINOR
 from app.core.idempotency import KEY_PATTERN
 from app.core.money import MoneyField, format_money

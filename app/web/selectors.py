@@ -10,13 +10,12 @@ from app.core.errors import NotFound
 from app.orders.models import Purchase, Sale
 from app.reports.selectors import PURCHASES, SALES, summarize, user_rows
 from app.wallet.models import LedgerEntry, Wallet
-from sharding.cursors import decode_cursor, encode_cursor
-from sharding.errors import InvalidCursorError, InvalidIdError
+from sharding.errors import InvalidIdError
 from sharding.fanout import fan_out
 from sharding.health import node_health
 from sharding.moves import moves_overview
+from sharding.placement import coordinator, current_placement, node_for_user
 from sharding.recovery import in_doubt_transactions
-from sharding.routing import coordinator, current_placement, node_for_user
 
 
 def item_for(item_id, viewer_id=None):
@@ -43,20 +42,6 @@ def attach_cover_photos(user_id, purchases):
         photos = found.get(purchase.item_id)
         purchase.cover_photo = photos[0] if photos else None
     return purchases
-
-
-def newest_first(queryset, cursor, size):
-    """One page of a user's rows, newest first by id: (rows, next_cursor). A bad cursor starts over."""
-    if cursor:
-        try:
-            (last_id,) = decode_cursor(cursor, types=(int,))
-        except InvalidCursorError:
-            last_id = None
-        if last_id is not None:
-            queryset = queryset.filter(id__lt=last_id)
-    rows = list(queryset.order_by("-id")[: size + 1])
-    next_cursor = encode_cursor((rows[size - 1].id,)) if len(rows) > size else None
-    return rows[:size], next_cursor
 
 
 # --------------------------------------------------------------------------- reports
@@ -154,7 +139,7 @@ def cluster_overview():
         "workers": workers,
         "tables": [label for label, _ in COUNTED_TABLES],
         # Over the workers that answered; the page says when one did not.
-        "total_rows": [sum(column) for column in zip(*answered)] if answered else None,
+        "total_rows": [sum(column) for column in zip(*answered, strict=True)] if answered else None,
         "silent_workers": [node.name for node in workers if node.row_counts is None],
         "in_doubt": sorted((entry for node in workers for entry in node.in_doubt or []), key=lambda e: -e.age_seconds),
         "placement_version": placement.version,

@@ -13,6 +13,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from app.accounts.error_codes import AccountErrorCode
 from app.accounts.models import AuthToken
 from app.accounts.selectors import account_overview
 from app.accounts.services import register_user, revoke_token, revoke_tokens, tokens_of
@@ -22,8 +23,10 @@ from app.catalog.models import Item
 from app.catalog.search import ListingQuery, search_listings
 from app.catalog.selectors import attach_photos, inventory_of
 from app.catalog.serializers import ListingSearchIn
-from app.core.errors import NotFound, ServiceError, error_body
+from app.core.error_codes import CommonErrorCode
+from app.core.errors import NotFound, ServiceError, error_body, error_response_for
 from app.core.idempotency import KeyReused
+from app.core.pagination import newest_first
 from app.core.throttling import ScopedRateThrottle, ValueRateThrottle, wait_for
 from app.orders.selectors import purchases_of, sales_of
 from app.orders.services import place_order
@@ -32,19 +35,11 @@ from app.reports.serializers import ReportParams
 from app.wallet import services as wallet
 from app.wallet.selectors import balance_of, ledger_of
 from sharding.errors import FanOutError, InvalidCursorError, InvalidIdError
-from sharding.routing import parse_routable_id
-from sharding.transactions import LockTimeoutError
+from sharding.placement import parse_routable_id
+from sharding.transactions import LockTimeoutError, ShardMovedError
 
 from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm
-from .selectors import (
-    activity_report,
-    attach_cover_photos,
-    cluster_overview,
-    item_for,
-    newest_first,
-    own_item,
-    period_starts,
-)
+from .selectors import activity_report, attach_cover_photos, cluster_overview, item_for, own_item, period_starts
 from .templatetags.periods import period_label
 from .throttling import throttled, too_many_requests
 
@@ -97,12 +92,11 @@ def _run_form(operation, **params):
         return operation(**params)
     except KeyReused:
         # The same rendered form sent again with other values (the browser's back button): its key is spent.
-        return 422, error_body("idempotency_key_reused", "This form was already sent with other values; "
+        return 422, error_body(CommonErrorCode.IDEMPOTENCY_KEY_REUSED, "This form was already sent with other values; "
                                                          "reload the page and try again.")
-    except ServiceError as error:
-        return error.status, error.as_body()
-    except LockTimeoutError:
-        return 503, error_body("try_again", "Your account is busy with another payment; try again in a moment.")
+    except (ServiceError, LockTimeoutError, ShardMovedError) as error:
+        status, body, _ = error_response_for(error)
+        return status, body
 
 
 # --------------------------------------------------------------------------- browsing
@@ -131,10 +125,7 @@ def search(request):
     seconds = wait_for(request, [ScopedRateThrottle("search")])
     if seconds is not None:
         return too_many_requests(request, seconds)
-    query = ListingQuery(
-        q=data["q"], min_price=data.get("min_price"), max_price=data.get("max_price"), category=data["category"],
-        exclude_user_id=_viewer_id(request), sort=data["sort"],
-    )
+    query = ListingQuery.from_params(data, viewer_id=_viewer_id(request))
     try:
         page = search_listings(query, page_size=SEARCH_PAGE_SIZE, cursor=request.GET.get("cursor") or None,
                                allow_partial=True)
@@ -244,7 +235,7 @@ def sell(request):
             return too_many_requests(request, seconds)
         photos = _processed_photos(request, form, catalog.MAX_PHOTOS)
         if form.is_valid():  # no photo was refused
-            item = catalog.create_item(request.user, **form.cleaned_data)
+            item = catalog.create_item(owner=request.user, **form.cleaned_data)
             for image in photos:
                 catalog.add_photo(owner_id=request.user.id, item_id=item.id, image=image)
             messages.success(request, f"“{item.title}” is listed for sale.")
@@ -269,7 +260,7 @@ def edit(request, item_id):
         try:
             if not form.is_valid():
                 raise ServiceError("Nothing is saved: check the photos.")
-            catalog.update_item(request.user.id, item.id, form.cleaned_data)
+            catalog.update_item(owner_id=request.user.id, item_id=item.id, changes=form.cleaned_data)
             for image in photos:
                 catalog.add_photo(owner_id=request.user.id, item_id=item.id, image=image)
         except NotFound:
@@ -331,7 +322,7 @@ def change_status(request, item_id):
         messages.error(request, "Choose listed or unlisted.")
         return redirect("web:item", item_id=item.id)
     try:
-        catalog.update_item(request.user.id, item.id, {"status": status})
+        catalog.update_item(owner_id=request.user.id, item_id=item.id, changes={"status": status})
     except NotFound:
         raise Http404("No such item.") from None
     except ServiceError as error:
@@ -347,7 +338,7 @@ def delete(request, item_id):
     item = _own_item_or_404(request.user.id, item_id)
     if request.method == "POST":
         try:
-            catalog.delete_item(request.user.id, item.id)
+            catalog.delete_item(owner_id=request.user.id, item_id=item.id)
         except NotFound:
             raise Http404("No such item.") from None
         except ServiceError as error:
@@ -361,21 +352,27 @@ def delete(request, item_id):
 # --------------------------------------------------------------------------- my account
 
 
+def _newest_first(request, queryset):
+    """A page of one of the user's lists, as the API pages it (a link with a bad cursor raises InvalidCursorError,
+    which app.core.middleware answers with a 400 page)."""
+    return newest_first(queryset, cursor=request.GET.get("cursor") or None, size=LIST_PAGE_SIZE)
+
+
 @login_required
 def inventory(request):
-    rows, next_cursor = newest_first(inventory_of(request.user.id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    rows, next_cursor = _newest_first(request, inventory_of(request.user.id))
     return render(request, "web/inventory.html", {"items": attach_photos(rows), "next_cursor": next_cursor})
 
 
 @login_required
 def purchases(request):
-    rows, next_cursor = newest_first(purchases_of(request.user.id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    rows, next_cursor = _newest_first(request, purchases_of(request.user.id))
     return render(request, "web/purchases.html", {"purchases": rows, "next_cursor": next_cursor})
 
 
 @login_required
 def sales(request):
-    rows, next_cursor = newest_first(sales_of(request.user.id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    rows, next_cursor = _newest_first(request, sales_of(request.user.id))
     return render(request, "web/sales.html", {"sales": rows, "next_cursor": next_cursor})
 
 
@@ -394,7 +391,7 @@ def wallet_page(request):
         else:
             messages.error(request, _error_message(body))
         return redirect("web:wallet")
-    rows, next_cursor = newest_first(ledger_of(user_id), request.GET.get("cursor"), LIST_PAGE_SIZE)
+    rows, next_cursor = _newest_first(request, ledger_of(user_id))
     return render(request, "web/wallet.html", {
         "form": form, "balance": balance_of(user_id), "entries": rows, "next_cursor": next_cursor,
     })
@@ -477,11 +474,13 @@ def register(request):
         try:
             user = register_user(username=data["username"], email=data["email"], password=data["password"])
         except ServiceError as error:
-            field = {"username_taken": "username", "email_taken": "email"}.get(error.code)
+            field = {AccountErrorCode.USERNAME_TAKEN: "username", AccountErrorCode.EMAIL_TAKEN: "email"}.get(error.code)
             form.add_error(field, error.message)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome, {user.username}! Deposit some money to start buying, or sell something.")
+            messages.success(
+                request, f"Welcome, {user.username}! Deposit some money to start buying, or sell something."
+            )
             return redirect("web:dashboard")
     return render(request, "web/register.html", {"form": form})
 
@@ -532,7 +531,8 @@ def reports(request):
             ("Purchases", {row["period"]: row["purchases"]["amount"] for row in activity["periods"]}),
         ]),
         csv_links=[(label, _csv_url(url_name, params)) for label, url_name in [
-            ("Sales", "reports:sales"), ("Purchases", "reports:purchases"), ("Wallet transactions", "reports:transactions"),
+            ("Sales", "reports:sales"), ("Purchases", "reports:purchases"),
+            ("Wallet transactions", "reports:transactions"),
         ]],
     )
     return render(request, "web/reports.html", context)
@@ -546,8 +546,9 @@ def platform_report_page(request):
     try:
         report = platform_report(params["from"], params["to"], params["group_by"])
     except FanOutError as error:
-        context["errors"] = {"non_field_errors": [f"Some workers did not answer ({', '.join(error.nodes)}); try again."]}
-        return render(request, "web/platform_report.html", context, status=503)
+        status, body, _ = error_response_for(error)
+        context["errors"] = {"non_field_errors": [body["error"]["message"]]}
+        return render(request, "web/platform_report.html", context, status=status)
     context.update(
         report=report,
         chart=_money_chart(params, [("GMV", {row["period"]: row["gmv"] for row in report["periods"]})]),

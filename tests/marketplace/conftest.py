@@ -15,9 +15,14 @@ from decimal import Decimal
 import pytest
 import requests
 
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 from tests.conftest import (  # noqa: F401 - SERVER_LOG stays importable from here
-    MARKETPLACE_WORKER_TABLES, REPO, SERVER_LOG, coordinator_name, server_env, worker_names,
+    MARKETPLACE_WORKER_TABLES,
+    REPO,
+    SERVER_LOG,
+    coordinator_name,
+    server_env,
+    worker_names,
 )
 
 API_PREFIX = "/api/v1/"
@@ -135,7 +140,9 @@ def snapshot(node_connection):
         for name in worker_names():
             with node_connection(name).cursor() as cursor:
                 for table in SNAPSHOT_TABLES:
-                    cursor.execute(f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t")
+                    cursor.execute(
+                        f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"
+                    )
                     state[(name, table)] = cursor.fetchone()
         with node_connection(coordinator_name()).cursor() as cursor:
             cursor.execute(
@@ -163,7 +170,9 @@ class Marketplace:
             return self.base_url + path
         return self.base_url + API_PREFIX + path
 
-    def request(self, method, path, user=None, *, json=_MISSING, data=None, headers=None, key=None, timeout=60, params=None):
+    def request(
+        self, method, path, user=None, *, json=_MISSING, data=None, headers=None, key=None, timeout=60, params=None
+    ):
         all_headers = {}
         if user is not None:
             all_headers.update(user["headers"] if isinstance(user, dict) else {"Authorization": f"Token {user}"})
@@ -264,7 +273,8 @@ class Marketplace:
         if expected_price is None:
             expected_price = item["price"]
         return self.post(
-            "purchases", user, json={"item_id": item_id, "expected_price": expected_price}, key=key or new_key(), timeout=timeout
+            "purchases", user, json={"item_id": item_id, "expected_price": expected_price}, key=key or new_key(),
+            timeout=timeout,
         )
 
     def all_pages(self, path, user, page_size=100):
@@ -299,7 +309,8 @@ def workers():
 
 def run_manage(*args, timeout=120):
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=timeout
+        [sys.executable, "manage.py", *args], cwd=REPO, env=server_env(), capture_output=True, text=True,
+        timeout=timeout,
     )
 
 

@@ -1,7 +1,7 @@
 """audit_ledger: exit 0 when every wallet matches its ledger, 1 when one does not."""
 import pytest
 
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 
 from .conftest import run_manage
 

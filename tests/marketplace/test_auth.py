@@ -12,14 +12,20 @@ pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
 
 def test_register_token_logout(mk):
-    response = mk.post("auth/register", json={"username": "Carol_W", "email": "carol@example.com", "password": PASSWORD})
+    response = mk.post(
+        "auth/register", json={"username": "Carol_W", "email": "carol@example.com", "password": PASSWORD}
+    )
     assert response.status_code == 201, describe(response)
     body = response.json()
     assert set(body) == {"id", "username", "email"}, body
     assert is_id(body["id"]) and body["username"] == "Carol_W" and body["email"] == "carol@example.com"
 
-    assert_error(mk.post("auth/token", json={"username": "Carol_W", "password": PASSWORD + "x"}), 401, "authentication_failed")
-    assert_error(mk.post("auth/token", json={"username": "nobody_here", "password": PASSWORD}), 401, "authentication_failed")
+    assert_error(
+        mk.post("auth/token", json={"username": "Carol_W", "password": PASSWORD + "x"}), 401, "authentication_failed"
+    )
+    assert_error(
+        mk.post("auth/token", json={"username": "nobody_here", "password": PASSWORD}), 401, "authentication_failed"
+    )
     response = mk.post("auth/token", json={"username": "Carol_W", "password": PASSWORD})
     assert response.status_code == 200, describe(response)
     token = response.json()["token"]
@@ -53,7 +59,9 @@ def test_login_is_throttled_per_username(mk):
     retry_after = throttled.headers.get("Retry-After")
     assert retry_after is not None and retry_after.isdigit() and 0 < int(retry_after) <= 60, throttled.headers
     # Even the right password is refused while throttled: no guessing through the limit.
-    assert_error(mk.post("auth/token", json={"username": victim["username"], "password": victim["password"]}), 429, "throttled")
+    assert_error(
+        mk.post("auth/token", json={"username": victim["username"], "password": victim["password"]}), 429, "throttled"
+    )
     # Another username from the same address is not affected.
     response = mk.post("auth/token", json={"username": bystander["username"], "password": bystander["password"]})
     assert response.status_code == 200, describe(response)
@@ -61,7 +69,9 @@ def test_login_is_throttled_per_username(mk):
 
 def test_bad_tokens(mk):
     user = mk.register()
-    for header in ("Token deadbeefdeadbeefdeadbeefdeadbeefdeadbeef", "Token " + user["token"][::-1], "Token", "Token a b"):
+    for header in (
+        "Token deadbeefdeadbeefdeadbeefdeadbeefdeadbeef", "Token " + user["token"][::-1], "Token", "Token a b"
+    ):
         response = mk.get("wallet", headers={"Authorization": header})
         assert_error(response, 401, "authentication_failed")
     assert mk.get("wallet", user).status_code == 200
@@ -181,7 +191,9 @@ def test_tokens_are_stored_only_as_a_hash(mk, db_rows):
     columns = db_rows(coordinator_name(), "SELECT table_name, column_name FROM information_schema.columns "
                       "WHERE table_schema = 'public' AND data_type IN ('text', 'character varying')")
     for table, column in columns:
-        found = db_rows(coordinator_name(), f'SELECT count(*) FROM "{table}" WHERE position(%s in "{column}") > 0', [token])
+        found = db_rows(
+            coordinator_name(), f'SELECT count(*) FROM "{table}" WHERE position(%s in "{column}") > 0', [token]
+        )
         assert found == [(0,)], f"the token is stored in plain text in {table}.{column}"
     assert len(token) >= 64  # 256 random bits, hex
     rows = _token_rows(db_rows, user["id"])
@@ -241,8 +253,10 @@ def test_password_change_through_the_api_revokes_every_token(mk):
     new_password = "a-brand-new-passphrase-7"
 
     assert_error(mk.post("auth/password", json={"old_password": PASSWORD, "new_password": new_password}), 401)
-    error = assert_error(mk.post("auth/password", this_device, json={"old_password": "not-it", "new_password": new_password}),
-                         400, "wrong_password")
+    error = assert_error(
+        mk.post("auth/password", this_device, json={"old_password": "not-it", "new_password": new_password}),
+        400, "wrong_password",
+    )
     assert "old_password" in error["details"], error
     error = assert_error(mk.post("auth/password", this_device, json={"old_password": PASSWORD, "new_password": "123"}),
                          400, "validation_error")

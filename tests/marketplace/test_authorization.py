@@ -62,10 +62,13 @@ def test_other_users_ids_are_not_found(mk, snapshot, refusals, placement):
     # The sold listing: only the seller sees it, not even its buyer.
     refusals.expect("GET sold", lambda: mk.get(f"items/{sold['id']}", bob), 404, "not_found")
     refusals.expect("GET sold by its buyer", lambda: mk.get(f"items/{sold['id']}", carol), 404, "not_found")
-    for label, item_id in (("listed", listed["id"]), ("unlisted", unlisted["id"]), ("bought", alices_bought), ("sold", sold["id"])):
+    for label, item_id in (
+        ("listed", listed["id"]), ("unlisted", unlisted["id"]), ("bought", alices_bought), ("sold", sold["id"])
+    ):
         for payload in ({"title": "bob was here"}, {"price": "0.01"}, {"status": "listed"}, {"status": "unlisted"}):
             refusals.expect(
-                f"PATCH {label} {payload}", lambda i=item_id, p=payload: mk.patch(f"items/{i}", bob, json=payload), 404, "not_found"
+                f"PATCH {label} {payload}", lambda i=item_id, p=payload: mk.patch(f"items/{i}", bob, json=p), 404,
+                "not_found",
             )
         refusals.expect(f"DELETE {label}", lambda i=item_id: mk.delete(f"items/{i}", bob), 404, "not_found")
     # Bob cannot buy what is not for sale, whoever owns it.
@@ -117,7 +120,9 @@ def test_lists_show_only_your_own_rows(mk):
     assert owners(mk.all_pages("purchases", carol), "seller") == {alice["id"], bob["id"]}
     assert [p["source_item_id"] for p in mk.all_pages("purchases", alice)] == [carol_item["id"]]
     assert [s["item_id"] for s in mk.all_pages("sales", alice)] == [alice_item["id"]]
-    assert [(e["kind"], e["amount"]) for e in mk.all_pages("wallet/ledger", bob)] == [("sale", "3.00"), ("deposit", "30.00")]
+    assert [(e["kind"], e["amount"]) for e in mk.all_pages("wallet/ledger", bob)] == [
+        ("sale", "3.00"), ("deposit", "30.00")
+    ]
     assert [(e["kind"], e["amount"]) for e in mk.all_pages("wallet/ledger", alice)] == [
         ("purchase", "-4.00"),
         ("sale", "2.00"),

@@ -87,14 +87,18 @@ def test_bad_items(mk, world, refusals):
         refusals.expect(f"title {str(title)[:20]!r}", create(title=title), 400, "validation_error")
     refusals.expect("title missing", create(title=_DROP), 400, "validation_error")
     for description in ["d" * 5001, {"a": 1}, []]:
-        refusals.expect(f"description {str(description)[:20]!r}", create(description=description), 400, "validation_error")
+        refusals.expect(
+            f"description {str(description)[:20]!r}", create(description=description), 400, "validation_error"
+        )
     for price in BAD_PRICES:
         refusals.expect(f"price {price!r}", create(price=price), 400, "validation_error")
     refusals.expect("price missing", create(price=_DROP), 400, "validation_error")
     for category in ["c" * 51, {"a": 1}, []]:
         refusals.expect(f"category {str(category)[:20]!r}", create(category=category), 400, "validation_error")
     refusals.expect("malformed JSON", lambda: mk.post("items", seller, data='{"title": "x", '), 400, "parse_error")
-    refusals.expect("a list body", lambda: mk.post("items", seller, json=[good]), 400, ("validation_error", "parse_error"))
+    refusals.expect(
+        "a list body", lambda: mk.post("items", seller, json=[good]), 400, ("validation_error", "parse_error")
+    )
     refusals.verify()
 
 
@@ -126,7 +130,9 @@ def test_bad_item_edits(mk, world, refusals, snapshot):
         for price in ["0.00", "-1", "abc", "0.001", "1000000.01", None]:
             refusals.expect(f"{name}: price {price!r}", patch(item, {"price": price}), 400, "validation_error")
         for title in ["", "t" * 10_000, {"a": 1}]:
-            refusals.expect(f"{name}: title {str(title)[:20]!r}", patch(item, {"title": title}), 400, "validation_error")
+            refusals.expect(
+                f"{name}: title {str(title)[:20]!r}", patch(item, {"title": title}), 400, "validation_error"
+            )
         refusals.expect(f"{name}: malformed JSON", patch(item, data='{"title": '), 400, "parse_error")
     # A sold listing is frozen.
     for payload in ({"title": "renamed"}, {"status": "listed"}, {"price": "1.00"}, {"status": "unlisted"}):
@@ -219,7 +225,9 @@ def test_item_id_without_a_shard_is_refused_cleanly(mk, world, refusals):
     )
     refusals.expect("GET anonymous", lambda: mk.get(f"items/{MAX_ID}"), 404, "not_found")
     refusals.expect("GET", lambda: mk.get(f"items/{MAX_ID}", world["seller"]), 404, "not_found")
-    refusals.expect("PATCH", lambda: mk.patch(f"items/{MAX_ID}", world["seller"], json={"title": "x"}), 404, "not_found")
+    refusals.expect(
+        "PATCH", lambda: mk.patch(f"items/{MAX_ID}", world["seller"], json={"title": "x"}), 404, "not_found"
+    )
     refusals.expect("DELETE", lambda: mk.delete(f"items/{MAX_ID}", world["seller"]), 404, "not_found")
     refusals.verify()
 
@@ -230,7 +238,8 @@ def test_item_urls_with_bad_ids(mk, world, refusals):
         refusals.expect(f"GET items/{bad} anonymous", lambda bad=bad: mk.get(f"items/{bad}"), 404, "not_found")
         refusals.expect(f"GET items/{bad}", lambda bad=bad: mk.get(f"items/{bad}", seller), 404, "not_found")
         refusals.expect(
-            f"PATCH items/{bad}", lambda bad=bad: mk.patch(f"items/{bad}", seller, json={"title": "x"}), 404, "not_found"
+            f"PATCH items/{bad}", lambda bad=bad: mk.patch(f"items/{bad}", seller, json={"title": "x"}), 404,
+            "not_found",
         )
         refusals.expect(f"DELETE items/{bad}", lambda bad=bad: mk.delete(f"items/{bad}", seller), 404, "not_found")
     refusals.verify()
@@ -245,7 +254,9 @@ def test_bad_registrations(mk, refusals):
         return lambda: mk.post("auth/register", json=payload)
 
     def fields(**changes):
-        payload = {"username": "newcomer", "email": "newcomer@example.com", "password": "correct-horse-battery-9", **changes}
+        payload = {
+            "username": "newcomer", "email": "newcomer@example.com", "password": "correct-horse-battery-9", **changes
+        }
         return {k: v for k, v in payload.items() if v is not _DROP}
 
     cases = [

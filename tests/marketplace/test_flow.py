@@ -1,7 +1,7 @@
 """End to end over HTTP: register, deposit, list, buy, re-list, buy again; rows on the right workers."""
 import pytest
 
-from sharding.routing import node_for_user
+from sharding.placement import node_for_user
 from tests.conftest import worker_names
 
 from .conftest import assert_error, describe, is_id, run_manage
@@ -15,7 +15,10 @@ def other_worker(alias):
 
 def rows_by_worker(db_rows, table, column, value):
     """{worker: number of rows of `table` whose `column` = value} on every worker."""
-    return {name: db_rows(name, f"SELECT count(*) FROM {table} WHERE {column} = %s", [int(value)])[0][0] for name in worker_names()}
+    return {
+        name: db_rows(name, f"SELECT count(*) FROM {table} WHERE {column} = %s", [int(value)])[0][0]
+        for name in worker_names()
+    }
 
 
 def only_on(counts, alias, expected):

@@ -85,7 +85,9 @@ def test_same_key_with_another_body_is_refused(mk, snapshot):
     assert bought.status_code == 201, bought.text
 
     before = snapshot()
-    assert_error(mk.post("wallet/deposits", buyer, json={"amount": "41.00"}, key="deposit-key"), 422, "idempotency_key_reused")
+    assert_error(
+        mk.post("wallet/deposits", buyer, json={"amount": "41.00"}, key="deposit-key"), 422, "idempotency_key_reused"
+    )
     assert_error(
         mk.post("purchases", buyer, json={"item_id": other["id"], "expected_price": "10.00"}, key="purchase-key"),
         422,

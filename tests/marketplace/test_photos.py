@@ -18,7 +18,7 @@ from PIL import Image
 from app.catalog.images import process_image
 from app.catalog.models import ListingEvent, Photo
 from app.catalog.services import MAX_PHOTOS, add_photo, create_item, purge_orphan_files
-from sharding.routing import node_for_id, node_for_user
+from sharding.placement import node_for_id, node_for_user
 from tests import images
 
 from .conftest import assert_error, describe
@@ -340,7 +340,7 @@ def test_a_shard_move_carries_the_photos(mk, restore_placement):
     shard = 13
     (user_id,) = user_ids_on(shard, 1)
     owner = type("Owner", (), {"id": user_id, "username": f"user{user_id}"})()
-    item = create_item(owner, title="Moving box", price=700)
+    item = create_item(owner=owner, title="Moving box", price=700)
     photo = add_photo(owner_id=user_id, item_id=item.id,
                       image=process_image(ContentFile(images.jpeg((500, 400)), name="m.jpg")))
     source = placement_now().node_of_shard(shard)

@@ -5,13 +5,13 @@ Moves run as `manage.py move_shard` subprocesses (a mover that dies is a process
 did is checked through direct connections to every node. Every test puts the shards it moved back.
 """
 import json
-from datetime import datetime
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from types import SimpleNamespace
 
 import psycopg2
@@ -19,13 +19,14 @@ import pytest
 from django.conf import settings
 
 from app.catalog.services import create_item, update_item
-from app.partners.webhooks import deliver_due, dispatch_events
+from app.partners.webhooks.delivery import deliver_due
+from app.partners.webhooks.outbox import dispatch_events
 from app.wallet.services import deposit_funds
 from sharding import failpoints
 from sharding.config import COORDINATOR_ALIAS
 from sharding.fencing import sharded_tables
 from sharding.models import ShardMove
-from sharding.routing import current_placement, invalidate_placement, shard_of
+from sharding.placement import current_placement, invalidate_placement, shard_of
 from tests.conftest import REPO, server_env
 
 from .conftest import assert_error, cents, describe, new_key, run_manage
@@ -91,7 +92,7 @@ def leftovers():
 
 
 def direct_params(name):
-    from sharding.routing import direct_connection_params
+    from sharding.placement import direct_connection_params
 
     return direct_connection_params(name)
 
@@ -141,8 +142,8 @@ def seed_shard(shard, users=3):
     for user_id in user_ids_on(shard, users):
         owner = SimpleNamespace(id=user_id, username=f"user{user_id}")
         assert deposit_funds(user_id=user_id, amount=12_345, idempotency_key=new_key()).status == 201
-        item = create_item(owner, title=f"Lamp {user_id}", price=1_000)
-        update_item(user_id, item.id, {"price": 1_200})
+        item = create_item(owner=owner, title=f"Lamp {user_id}", price=1_000)
+        update_item(owner_id=user_id, item_id=item.id, changes={"price": 1_200})
 
 
 # --------------------------------------------------------------------------- bad requests
@@ -256,8 +257,8 @@ def test_the_old_worker_refuses_a_direct_write_to_a_moved_shard(clean_marketplac
     must(move(shard, "--to", other_worker(source)))
     (user_id,) = user_ids_on(shard, 1)
     with pytest.raises(psycopg2.Error) as refused:
-        query(source, "INSERT INTO wallet_wallet (user_id, logical_shard, balance, updated_at) VALUES (%s, %s, 5, now())",
-              [user_id, shard])
+        query(source, "INSERT INTO wallet_wallet (user_id, logical_shard, balance, updated_at) "
+                      "VALUES (%s, %s, 5, now())", [user_id, shard])
     assert refused.value.pgcode == "SH001"
 
 
@@ -330,9 +331,13 @@ def test_a_shard_moves_while_eight_threads_deposit_and_buy_across_workers(mk, re
     assert errors == [], f"{len(errors)} failed requests, e.g. {errors[:3]}"
     assert bought == len(sales)
 
-    total = sum(query(node, "SELECT coalesce(sum(balance), 0) FROM wallet_wallet")[0][0] for node in placement_now().workers)
+    total = sum(
+        query(node, "SELECT coalesce(sum(balance), 0) FROM wallet_wallet")[0][0] for node in placement_now().workers
+    )
     assert total == deposited + 100 * len(deposits), "money was created or lost"
-    sold_once = [query(node, "SELECT count(*), count(DISTINCT item_id) FROM orders_sale")[0] for node in placement_now().workers]
+    sold_once = [
+        query(node, "SELECT count(*), count(DISTINCT item_id) FROM orders_sale")[0] for node in placement_now().workers
+    ]
     assert sum(c for c, _ in sold_once) == sum(d for _, d in sold_once) == len(sales)
     audit = run_manage("audit_ledger")
     assert audit.returncode == 0, audit.stdout + audit.stderr
@@ -348,9 +353,10 @@ def test_a_shard_moves_while_eight_threads_deposit_and_buy_across_workers(mk, re
 def test_feed_polls_and_webhook_deliveries_that_span_a_move_see_each_change_once(
     clean_marketplace, restore_placement, settings
 ):
+    from rest_framework.test import APIClient
+
     from app.partners.keys import issue_key
     from app.partners.models import Partner
-    from rest_framework.test import APIClient
     from tests.test_webhooks import Receiver, register
 
     settings.PARTNER_RATE_LIMIT = "100000/min"
@@ -365,16 +371,16 @@ def test_feed_polls_and_webhook_deliveries_that_span_a_move_see_each_change_once
         seed_shard(shard, users=4)
         other_shard_users = user_ids_on(20, 2)
         for user_id in other_shard_users:
-            create_item(SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Chair", price=900)
+            create_item(owner=SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Chair", price=900)
         seen, cursor = poll(client, None)
         dispatch_events()  # some events become deliveries before the move, the rest after
         for user_id in user_ids_on(shard, 2):
-            create_item(SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Desk", price=700)
+            create_item(owner=SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Desk", price=700)
         source = placement_now().node_of_shard(shard)
         must(move(shard, "--to", other_worker(source)))
         invalidate_placement()
         for user_id in user_ids_on(shard, 1):
-            create_item(SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Sofa", price=800)
+            create_item(owner=SimpleNamespace(id=user_id, username=f"user{user_id}"), title="Sofa", price=800)
         more, cursor = poll(client, cursor)
         seen += more
         time.sleep(1.1)  # past the newest change's frontier
@@ -389,7 +395,9 @@ def test_feed_polls_and_webhook_deliveries_that_span_a_move_see_each_change_once
     assert sorted(seen) == sorted(expected), "the feed missed or repeated a change"
     delivered = [json.loads(r["body"])["id"] for r in receiver.ok()]
     assert len(delivered) == len(set(delivered)), "an event was delivered twice"
-    events = {str(row[0]) for node in placement_now().workers for row in query(node, "SELECT id FROM catalog_listingevent")}
+    events = {
+        str(row[0]) for node in placement_now().workers for row in query(node, "SELECT id FROM catalog_listingevent")
+    }
     assert set(delivered) == events
 
 
@@ -407,7 +415,10 @@ def poll(client, cursor):
 
 def expected_changes():
     """Each item once, as it is now: (id, updated_at)."""
-    return [(str(i), u) for node in placement_now().workers for i, u in query(node, "SELECT id, updated_at FROM catalog_item")]
+    return [
+        (str(i), u) for node in placement_now().workers
+        for i, u in query(node, "SELECT id, updated_at FROM catalog_item")
+    ]
 
 
 # --------------------------------------------------------------------------- grow and shrink

@@ -128,7 +128,7 @@ def api_client(user, **extra):
 
 def fund(user, amount=100_000):
     from app.wallet.services import deposit
-    from sharding.routing import node_for_user
+    from sharding.placement import node_for_user
     from sharding.transactions import atomic_on_nodes
 
     with atomic_on_nodes([node_for_user(user.id)]):
@@ -209,7 +209,9 @@ def test_purchases_are_limited_per_user(rates):
     rates(purchase="1/min")
     buyer, seller = make_user("buyer"), make_user("seller")
     fund(buyer)
-    first, second = (create_item(seller, title=f"thing {n}", description="", price=500, category="") for n in (1, 2))
+    first, second = (
+        create_item(owner=seller, title=f"thing {n}", description="", price=500, category="") for n in (1, 2)
+    )
     api = api_client(buyer)
     response = post(api, "/api/v1/purchases", {"item_id": str(first.id), "expected_price": "5.00"}, **key())
     assert response.status_code == 201, response.content
@@ -244,7 +246,7 @@ def test_photo_uploads_are_limited_per_user_api_and_web_together(rates):
 
     rates(photo="2/min")
     alice = make_user("alice")
-    item = create_item(alice, title="lamp", description="", price=500, category="")
+    item = create_item(owner=alice, title="lamp", description="", price=500, category="")
     api = api_client(alice)
 
     def upload():

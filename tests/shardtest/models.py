@@ -15,4 +15,6 @@ class Account(ShardedModel):
     balance = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(balance__gte=0), name="shardtest_account_balance_non_negative")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(balance__gte=0), name="shardtest_account_balance_non_negative")
+        ]

@@ -7,7 +7,7 @@ from django.db.migrations.migration import Migration
 
 from sharding.errors import ShardingError
 from sharding.health import assert_cluster_reachable, node_health
-from sharding.routing import current_placement
+from sharding.placement import current_placement
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sharding.errors import ShardingError
 from sharding.models import Node
+from sharding.placement import current_placement
 from sharding.rebalance import mark_draining, plan_drain
-from sharding.routing import current_placement
 
 from ._plan import confirm_and_run
 

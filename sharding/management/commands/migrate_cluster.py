@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from sharding.placement import bootstrap_catalogue
+from sharding.catalogue import bootstrap_catalogue
 
 
 class Command(BaseCommand):

@@ -7,7 +7,10 @@ from app.core.money import format_money
 
 
 class Command(BaseCommand):
-    help = "Check on every worker that the books balance (wallets vs ledgers, sales vs purchases). Exit 1 on any mismatch."
+    help = (
+        "Check on every worker that the books balance (wallets vs ledgers, sales vs purchases). "
+        "Exit 1 on any mismatch."
+    )
 
     def handle(self, *args, **options):
         report = audit_books()

@@ -23,7 +23,7 @@ from app.core.errors import ServiceError
 from app.orders.services import buy_listing
 from app.wallet.services import deposit
 from sharding.fanout import fan_out
-from sharding.routing import all_workers, node_for_id, node_for_user
+from sharding.placement import all_workers, node_for_id, node_for_user
 from sharding.transactions import LockTimeoutError, atomic_on_nodes
 
 User = get_user_model()
@@ -34,8 +34,8 @@ USER_BATCH = 1000
 DEPOSITS_PER_TRANSACTION = 200
 DEFAULT_SALES_CAP = 5000
 UNLISTED_SHARE = 0.10
-PICK_TRIES = 50
-DEFAULT_PHOTOS_CAP = 1000  # a photo each is two JPEG encodings: 100,000 items would take many minutes  # random listings tried per sale before giving up on an affordable one
+PICK_TRIES = 50  # random listings tried per sale before giving up on an affordable one
+DEFAULT_PHOTOS_CAP = 1000  # a photo each is two JPEG encodings: 100,000 items would take many minutes
 
 
 class Progress:
@@ -86,7 +86,8 @@ class Command(BaseCommand):
         parser.add_argument("--items", type=int, required=True, help="items to create, spread over all users")
         parser.add_argument(
             "--sales", type=int, default=None,
-            help=f"purchases to make through the real purchase path (default items // 20, at least 1, at most {DEFAULT_SALES_CAP})",
+            help="purchases to make through the real purchase path "
+            f"(default items // 20, at least 1, at most {DEFAULT_SALES_CAP})",
         )
         parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
         parser.add_argument(
@@ -116,7 +117,9 @@ class Command(BaseCommand):
             found = fan_out(lambda alias: Item.objects.using(alias).exists()).results
             nonempty = sorted(alias for alias, has_items in found.items() if has_items)
             if nonempty:
-                self.stdout.write(f"seed_demo: items exist already (on {', '.join(nonempty)}); nothing to do (--if-empty)")
+                self.stdout.write(
+                    f"seed_demo: items exist already (on {', '.join(nonempty)}); nothing to do (--if-empty)"
+                )
                 return
 
         self.rng = random.Random(options["seed"])
@@ -142,7 +145,9 @@ class Command(BaseCommand):
         names = [name for name, _ in wanted]
         existing = set()
         for batch in chunks(names, USER_BATCH):
-            existing.update(name.lower() for name in User.objects.filter(username__in=batch).values_list("username", flat=True))
+            existing.update(
+                name.lower() for name in User.objects.filter(username__in=batch).values_list("username", flat=True)
+            )
 
         progress = Progress(self.stderr, "users", len(wanted), self.show_progress)
         progress.advance(len(existing))
@@ -313,4 +318,7 @@ class Command(BaseCommand):
             write(f"    {name}{' (staff)' if staff else ''}: user id {user.id} on {node_for_user(user.id)}")
         alice, bob = logins.get("alice"), logins.get("bob")
         if alice and bob and node_for_user(alice.id) == node_for_user(bob.id):
-            write(f"  note: alice and bob both live on {node_for_user(alice.id)}; their purchases won't use two-phase commit")
+            write(
+                f"  note: alice and bob both live on {node_for_user(alice.id)}; "
+                "their purchases won't use two-phase commit"
+            )

@@ -19,9 +19,13 @@ class Command(BaseCommand):
                 partner = Partner.objects.create(name=name)
                 key, plaintext = issue_key(partner, [s.strip() for s in scopes.split(",") if s.strip()])
         except IntegrityError:
-            raise CommandError(f"a partner named {name!r} exists already; use rotate_partner_key for a new key") from None
+            raise CommandError(
+                f"a partner named {name!r} exists already; use rotate_partner_key for a new key"
+            ) from None
         except ServiceError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(f"partner {partner.name} (id {partner.id}), key prefix {key.prefix}, scopes {','.join(key.scopes)}")
+        self.stdout.write(
+            f"partner {partner.name} (id {partner.id}), key prefix {key.prefix}, scopes {','.join(key.scopes)}"
+        )
         self.stdout.write("API key (store it now, it is not shown again):")
         self.stdout.write(plaintext)

@@ -1,4 +1,5 @@
-"""Opaque keyset cursors: the sort key of the last row of a page, encoded for a URL."""
+"""Page tokens: the sort key of the last row of a page, encoded for a URL (keyset paging's opaque "cursor"
+parameter; not a database cursor)."""
 import base64
 import binascii
 import json

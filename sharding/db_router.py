@@ -25,7 +25,7 @@ class ShardRouter:
         # Falling back to `default` would read or write the wrong data silently.
         raise UnroutedQueryError(
             f"{model._meta.label} is sharded, so a query on it must name its node: "
-            f"use .using(node_for_user(user_id)) or .using(node_for_id(id)) from sharding.routing"
+            f"use .using(node_for_user(user_id)) or .using(node_for_id(id)) from sharding.placement"
         )
 
     def db_for_read(self, model: type[Model], **hints: Any) -> str:
