@@ -5,10 +5,16 @@ import os
 os.environ.setdefault("CLUSTER_NAME", "test")
 # Production is the default of app.settings; the tests (and the servers and commands they start) run as development.
 os.environ["MARKETPLACE_ENV"] = "development"
+# Photos of the test cluster in a folder of their own, the same for the tests and the servers they start.
+import tempfile  # noqa: E402
+
+os.environ.setdefault(
+    "MEDIA_ROOT", os.path.join(tempfile.gettempdir(), f"marketplace-media-{os.environ['CLUSTER_NAME']}")
+)
 # The suite makes many requests quickly from one address: limits high enough never to be met, except the
 # per-username login limit, whose default (10 a minute) tests check. Throttle tests set low rates themselves.
 for _scope in ("LOGIN_ADDRESS", "PASSWORD_CHANGE", "PASSWORD_RESET", "ANON", "USER", "REGISTER", "SEARCH", "DEPOSIT",
-               "PURCHASE", "LISTING"):
+               "PURCHASE", "LISTING", "PHOTO"):
     os.environ.setdefault(f"THROTTLE_RATE_{_scope}", "100000/min")
 
 from app.settings import *  # noqa: E402,F403 - the test settings extend the app's, read after the environment above
