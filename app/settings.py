@@ -71,7 +71,9 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:"],
+        # blob: the previews of photos chosen on the sell and edit pages (app/web/static/web/photos.js);
+        # MEDIA_ORIGIN: photos on object storage (below).
+        "img-src": [SELF, "data:", "blob:"],
         "font-src": [SELF],
         "connect-src": [SELF],
         "object-src": [NONE],
@@ -200,6 +202,7 @@ THROTTLE_RATES = {
     "deposit": throttle_rate("deposit", "30/min"),
     "purchase": throttle_rate("purchase", "30/min"),
     "listing": throttle_rate("listing", "30/min"),  # creating a listing
+    "photo": throttle_rate("photo", "60/min"),  # uploading a photo (each is decoded and re-encoded twice)
 }
 
 REST_FRAMEWORK = {
@@ -278,6 +281,7 @@ MAINTENANCE_TASKS = [
     "app.core.cache.cull_cache",
     "app.accounts.services.purge_expired_tokens",
     "app.partners.webhooks.run_webhooks",
+    "app.catalog.services.purge_orphan_files",  # photo files whose row is gone (at most every hour)
 ]
 
 # The most one user may deposit per UTC day, in minor units (1000000 = 10,000.00); checked with the wallet locked.
@@ -358,6 +362,47 @@ STATICFILES_DIRS = [("vendor/chart.js", BASE_DIR / "node_modules" / "chart.js" /
 # (which turn DEBUG off), it finds the apps' files itself, so STATIC_ROOT need not exist.
 WHITENOISE_AUTOREFRESH = DEBUG
 WHITENOISE_USE_FINDERS = DEBUG
+
+# Listing photos (app.catalog.images): Django's storage API. By default the local filesystem under MEDIA_ROOT
+# (a persistent volume in production); MEDIA_STORAGE=s3 puts them in S3-compatible object storage through
+# django-storages, for sites with several app servers. Django serves MEDIA_URL only in development
+# (SERVE_MEDIA); in production a web server (MEDIA_ROOT) or the object storage serves it.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or BASE_DIR / "media")
+MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
+MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "filesystem").strip().lower()
+if MEDIA_STORAGE not in ("filesystem", "s3"):
+    raise StartupConfigError(f"MEDIA_STORAGE must be filesystem or s3, not {MEDIA_STORAGE!r}")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if MEDIA_STORAGE == "s3":
+    _bucket = os.environ.get("AWS_STORAGE_BUCKET_NAME", "").strip()
+    if not _bucket:
+        raise StartupConfigError("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME=... (and credentials: "
+                                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the machine's role)")
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": _bucket,
+        "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,  # another S3-compatible service
+        "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+        "custom_domain": os.environ.get("AWS_S3_CUSTOM_DOMAIN") or None,  # a CDN in front of the bucket
+        "querystring_auth": False,  # photos are public: plain URLs that partners and Google can fetch
+        "file_overwrite": False,
+        "default_acl": None,  # the bucket's policy makes photos/ readable
+        "object_parameters": {"CacheControl": "public, max-age=31536000, immutable"},  # names never change
+    }}
+    # Where the pages load photos from, for the Content-Security-Policy (space-separated origins).
+    _origins = os.environ.get("MEDIA_ORIGIN", "").split() or (
+        [f"https://{os.environ['AWS_S3_CUSTOM_DOMAIN']}"] if os.environ.get("AWS_S3_CUSTOM_DOMAIN")
+        else [os.environ["AWS_S3_ENDPOINT_URL"]] if os.environ.get("AWS_S3_ENDPOINT_URL")
+        else ["https://s3.amazonaws.com", "https://*.amazonaws.com"])  # AWS's path- and virtual-host-style URLs
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].extend(origin.rstrip("/") for origin in _origins)
+SERVE_MEDIA = not PRODUCTION and MEDIA_STORAGE == "filesystem"
+# A photo upload's file is kept in memory up to this size, beyond it in a temporary file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# The maintenance clean-up of photo files whose row is gone: how often, and how old a file must be first.
+PHOTO_CLEANUP_INTERVAL_SECONDS = float(os.environ.get("PHOTO_CLEANUP_INTERVAL_SECONDS", "3600"))
+PHOTO_CLEANUP_GRACE_SECONDS = float(os.environ.get("PHOTO_CLEANUP_GRACE_SECONDS", "3600"))
 
 LOGGING = {
     "version": 1,

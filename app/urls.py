@@ -1,5 +1,9 @@
+import re
+
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView
 
 from app.accounts import views as accounts
@@ -20,6 +24,9 @@ api_v1 = [
     path("wallet/ledger", wallet.LedgerView.as_view(), name="ledger"),
     path("items", catalog.ItemListView.as_view(), name="items"),
     path("items/<str:item_id>", catalog.ItemDetailView.as_view(), name="item"),
+    path("items/<str:item_id>/photos", catalog.PhotoListView.as_view(), name="item-photos"),
+    path("items/<str:item_id>/photos/order", catalog.PhotoOrderView.as_view(), name="item-photos-order"),
+    path("items/<str:item_id>/photos/<str:photo_id>", catalog.PhotoDetailView.as_view(), name="item-photo"),
     path("listings", catalog.ListingSearchView.as_view(), name="listings"),
     path("purchases", orders.PurchaseListView.as_view(), name="purchases"),
     path("sales", orders.SaleListView.as_view(), name="sales"),
@@ -38,6 +45,12 @@ urlpatterns = [
     # Anything else under /api/ is a JSON 404, also with DEBUG on (Django's debug page is HTML).
     re_path(r"^api/", errors.not_found),
 ]
+
+# Uploaded photos: served by Django only in development (`make run`, the tests' server). In production a web
+# server or the object storage serves MEDIA_URL (README, "Photos"), never Django.
+if settings.SERVE_MEDIA:
+    urlpatterns.insert(0, re_path(rf"^{re.escape(settings.MEDIA_URL.lstrip('/'))}(?P<path>.*)$", serve,
+                                  {"document_root": settings.MEDIA_ROOT}))
 
 handler404 = "app.core.errors.not_found"
 handler500 = "app.core.errors.server_error"

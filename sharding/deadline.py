@@ -51,20 +51,16 @@ def seconds_left() -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
-def check_deadline(alias: str) -> None:
-    """Raise DeadlineExceededError if the current deadline has passed."""
-    left = seconds_left()
-    if left is not None and left <= 0:
-        raise DeadlineExceededError(alias, "the request ran out of time")
-
-
 def _guard_statement(
     execute: Callable[[str, Any, bool, dict[str, Any]], Any], sql: str, params: Any, many: bool,
     context: dict[str, Any],
 ) -> Any:
-    connection = context["connection"]
-    if connection.in_atomic_block and not sql.lstrip()[:9].upper().startswith(TRANSACTION_CONTROL):
-        check_deadline(connection.alias)
+    # Every statement passes here: the clock first, the statement only once the deadline has passed.
+    left = seconds_left()
+    if left is not None and left <= 0:
+        connection = context["connection"]
+        if connection.in_atomic_block and not sql.lstrip()[:9].upper().startswith(TRANSACTION_CONTROL):
+            raise DeadlineExceededError(connection.alias, "the request ran out of time")
     return execute(sql, params, many, context)
 
 

@@ -76,7 +76,7 @@ def coordinator_name():
 
 MARKETPLACE_WORKER_TABLES = (
     "wallet_wallet", "wallet_ledgerentry", "catalog_item", "orders_purchase", "orders_sale", "core_idempotencykey",
-    "catalog_itemtombstone", "catalog_listingevent", "partners_webhookdelivery",
+    "catalog_itemtombstone", "catalog_listingevent", "partners_webhookdelivery", "catalog_photo",
 )
 
 

@@ -10,15 +10,20 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from app.catalog.models import Item
-from app.catalog.services import create_item
+from app.catalog.images import process_image
+from app.catalog.models import Item, Photo
+from app.catalog.services import add_photo, create_item
+from app.core.demo_data import demo_photo_bytes
 from app.orders.models import Purchase
 from app.wallet.selectors import balance_of
 from app.wallet.services import deposit
 from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
+from tests import images
 from tests.conftest import worker_names
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
@@ -83,6 +88,18 @@ def visitor(browser, live_server_url, dialogs, csp_violations):
         context.close()
     assert dialogs == [], f"a page opened a dialog: {dialogs}"
     assert csp_violations == [], f"the Content-Security-Policy blocked something: {csp_violations}"
+
+
+def demo_photo_with_gps(title):
+    """A demo card as a phone would save it: with EXIF holding a GPS position."""
+    card = Image.open(io.BytesIO(demo_photo_bytes(title, "electronics")))
+    exif = Image.Exif()
+    gps = exif.get_ifd(images.GPS_IFD)
+    gps[1], gps[2] = "N", (52.0, 31.0, 12.0)
+    out = io.BytesIO()
+    card.save(out, "JPEG", exif=exif.tobytes())
+    assert images.has_gps(out.getvalue())
+    return out.getvalue()
 
 
 def screenshot(page, name):
@@ -164,12 +181,18 @@ def deposit_through_the_wallet(page, amount, balance):
     expect_message(page, "success", f"Deposited ${amount}. Your balance is ${balance}.")
 
 
-def sell(page, title, price, description="", category=""):
+def sell(page, title, price, description="", category="", photos=(), before_sending=None):
     page.goto("/sell/")
     field(page, "Title").fill(title)
     field(page, "Description").fill(description)
     field(page, "Price (USD)").fill(price)
     field(page, "Category").fill(category)
+    if photos:
+        field(page, "Photos").set_input_files([str(path) for path in photos])
+        # Previews of the chosen files, before anything is sent.
+        expect(page.locator("#photo-previews img")).to_have_count(len(photos))
+    if before_sending:
+        before_sending(page)
     page.get_by_role("button", name="List it for sale").click()
     expect_message(page, "success", "is listed for sale")
     return int(re.search(r"/items/(\d+)/$", page.url).group(1))
@@ -178,17 +201,39 @@ def sell(page, title, price, description="", category=""):
 # --------------------------------------------------------------------------- scenarios
 
 
-def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_and_buys_it(visitor):
+def loaded(image):
+    """Whether an <img> has loaded its picture (the site served it and the policy allowed it)."""
+    return image.evaluate("img => img.complete && img.naturalWidth > 0")
+
+
+def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_and_buys_it(visitor, tmp_path):
     shop = make_user("shop")  # other listings, so that the pages look as they would
     for title, price, category in [("Camera tripod", 2900, "Electronics"), ("Road bike", 42000, "Sports"),
                                    ("Oak desk lamp", 3500, "Home"), ("Acoustic guitar", 18000, "Music"),
                                    ("Espresso machine", 9900, "Home")]:
-        create_item(owner=shop, title=title, price=price, category=category, description=f"A good {title.lower()}.")
+        item = create_item(owner=shop, title=title, price=price, category=category,
+                           description=f"A good {title.lower()}.")
+        card = ContentFile(demo_photo_bytes(title, category), name="card.jpg")
+        add_photo(owner_id=shop.id, item_id=item.id, image=process_image(card))
 
+    # A phone's photo, with its GPS position in EXIF, and a second one.
+    photo = tmp_path / "camera.jpg"
+    photo.write_bytes(demo_photo_with_gps("Vintage camera"))
+    back = tmp_path / "camera-back.png"
+    back.write_bytes(images.png((900, 600), (120, 90, 60)))
     seller = visitor()
     register(seller, "sam")
     deposit_through_the_wallet(seller, "20.00", "20.00")
-    camera_id = sell(seller, "Vintage camera", "125.00", "A 1970s rangefinder, works well.", "Electronics")
+    camera_id = sell(seller, "Vintage camera", "125.00", "A 1970s rangefinder, works well.", "Electronics",
+                     photos=[back, photo], before_sending=lambda page: (
+                         # Reorder before sending: the camera's front first.
+                         page.locator("#photo-previews li").nth(1).get_by_role("button", name="Move earlier").click(),
+                         expect(page.locator("#photo-previews li").first).to_contain_text("camera.jpg"),
+                         screenshot(page, "sell"),
+                     ))
+    expect(seller.locator(".gallery-main img")).to_have_attribute("alt", "Vintage camera")
+    assert loaded(seller.locator(".gallery-main img"))
+    expect(seller.locator(".gallery-thumbs img")).to_have_count(2)
     log_out(seller, "sam")
     sam = get_user_model().objects.get(username="sam")
 
@@ -201,6 +246,11 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
     screenshot(buyer, "wallet")
     buyer.goto("/")
     expect(buyer.get_by_role("link", name="Vintage camera", exact=True)).to_be_visible()
+    thumbnail = buyer.locator(".card", has_text="Vintage camera").locator("img")
+    expect(thumbnail).to_have_attribute("loading", "lazy")
+    expect(thumbnail).to_have_attribute("alt", "Vintage camera")
+    assert thumbnail.get_attribute("width") and thumbnail.get_attribute("height")
+    buyer.wait_for_load_state("networkidle")
     screenshot(buyer, "home")
 
     search = buyer.get_by_role("searchbox", name="Search listings")
@@ -212,6 +262,7 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
     buyer.get_by_role("link", name="Vintage camera", exact=True).click()
     expect(buyer.get_by_role("heading", level=1)).to_have_text("Vintage camera")
     expect(buyer.locator(".price.big")).to_have_text("$125.00")
+    assert loaded(buyer.locator(".gallery-main img"))
     screenshot(buyer, "item")
 
     buyer.get_by_role("link", name="Buy for $125.00").click()
@@ -228,7 +279,17 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
 
     buyer.get_by_role("link", name="Inventory", exact=True).click()
     expect(buyer.get_by_role("row", name=re.compile("Vintage camera"))).to_contain_text("(bought)")
+    buyer.wait_for_load_state("networkidle")
     screenshot(buyer, "inventory")
+    # The buyer's own item page shows the photos the listing had, front first.
+    buyer.get_by_role("link", name="Vintage camera", exact=True).click()
+    expect(buyer.get_by_role("heading", level=1)).to_have_text("Vintage camera")
+    main_photo = buyer.locator(".gallery-main img")
+    expect(main_photo).to_have_attribute("alt", "Vintage camera")
+    assert loaded(main_photo)
+    expect(buyer.locator(".gallery-thumbs img")).to_have_count(2)
+    bought_photo = buyer.request.get(main_photo.get_attribute("src"))
+    assert bought_photo.ok and not images.has_gps(bought_photo.body())  # the GPS position is gone
 
     buyer.get_by_role("link", name="Reports", exact=True).click()
     expect(total(buyer, "Bought")).to_have_text("1")
@@ -251,6 +312,7 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
     bought = Purchase.objects.using(node_for_user(buyer_user.id)).get(user_id=buyer_user.id)
     assert camera.status == Item.SOLD and bought.source_item_id == camera_id and bought.price == 12500
     assert Item.objects.using(node_for_user(buyer_user.id)).get(id=bought.item_id).user_id == buyer_user.id
+    assert Photo.objects.using(node_for_user(buyer_user.id)).filter(item_id=bought.item_id).count() == 2
     assert (balance_of(sam.id), balance_of(buyer_user.id)) == (14500, 17500)
 
     log_in(seller, "sam")

@@ -17,6 +17,7 @@ from app.catalog.services import create_item, update_item
 from app.partners.keys import issue_key
 from app.partners.models import Partner
 from sharding.placement import all_workers, node_for_id
+from tests.images import give_photo
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
@@ -99,6 +100,8 @@ def test_the_xml_feed_stays_well_formed_with_old_rows_that_hold_control_characte
     seller = new_user()
     item = create_item(owner=seller, title="Placeholder", price=1500)
     good = create_item(owner=seller, title="Teapot & <cups>", description="Blue", price=900)
+    for listed in (item, good):
+        give_photo(listed)  # the Google feeds list items with a photo only
     # A row saved before titles were cleaned (straight into the table, past every check).
     Item.objects.using(node_for_id(item.id)).filter(id=item.id).update(
         title="Lamp\x01\x02\x1b\x0b shade", description="Old\x08 text\x0c\nsecond line"  # (PostgreSQL never holds NUL)
@@ -125,6 +128,8 @@ def test_tsv_cells_that_a_spreadsheet_would_run_get_a_leading_apostrophe():
     plain = create_item(owner=seller, title="Plain - not a formula", description="-", price=100)
     # Old rows whose cells start with a tab or a CR: cleaned to a space on output, never run.
     tabbed = create_item(owner=seller, title="Placeholder", price=300)
+    for listed in (*items, plain, tabbed):
+        give_photo(listed)  # the Google feeds list items with a photo only
     Item.objects.using(node_for_id(tabbed.id)).filter(id=tabbed.id).update(title="\t=1+2", description="\r=3+4")
     response = Client().get("/api/partner/v1/feeds/google.tsv", **partner())
     assert response.status_code == 200

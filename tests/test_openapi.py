@@ -125,3 +125,22 @@ def test_the_account_endpoints_are_described(document):
     assert set(body["required"]) == {"old_password", "new_password"}
     assert set(password["responses"]) >= {"204", "400", "401", "429"}
     assert "`wrong_password`" in password["responses"]["400"]["description"]
+
+
+def test_the_photo_endpoints_are_described(document):
+    upload = document["paths"]["/api/v1/items/{item_id}/photos"]["post"]
+    (content_type,) = upload["requestBody"]["content"]
+    assert content_type == "multipart/form-data"
+    schema = upload["requestBody"]["content"][content_type]["schema"]
+    body = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    assert body["properties"]["image"] == {**body["properties"]["image"], "type": "string", "format": "binary"}
+    assert body["required"] == ["image"]
+    for status, code in [("400", "invalid_image"), ("400", "too_many_photos"), ("404", "not_found"),
+                         ("409", "item_sold"), ("413", "request_too_large")]:
+        assert f"`{code}`" in upload["responses"][status]["description"], (status, code)
+    photo = document["components"]["schemas"]["PhotoOut"]
+    assert set(photo["properties"]) == {"id", "url", "thumbnail_url", "width", "height", "position"}
+    item = document["components"]["schemas"]["ItemOut"]
+    assert item["properties"]["photos"]["items"] == {"$ref": "#/components/schemas/PhotoOut"}
+    assert "204" in document["paths"]["/api/v1/items/{item_id}/photos/{photo_id}"]["delete"]["responses"]
+    assert "200" in document["paths"]["/api/v1/items/{item_id}/photos/order"]["patch"]["responses"]

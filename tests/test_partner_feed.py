@@ -7,6 +7,7 @@ import time
 
 import pytest
 import requests
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
@@ -18,6 +19,7 @@ from app.partners.models import ApiKey, Partner
 from app.wallet.services import deposit
 from sharding.placement import all_workers, node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
+from tests.images import give_photo
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
@@ -143,16 +145,19 @@ def test_product_detail_and_merchant_feeds(partner_key):
     assert client.get(f"/api/partner/v1/products/{hidden.id}").status_code == 404
     assert client.get("/api/partner/v1/products/abc").status_code == 404
 
+    unpictured = create_item(owner=seller, title="No photo", price=700)
+    photo = give_photo(listed)
+    image_link = f"http://127.0.0.1:8000{settings.MEDIA_URL}{photo.image}"
+    assert client.get(f"/api/partner/v1/products/{listed.id}").json()["photos"][0]["url"] == image_link
+
     tsv = client.get("/api/partner/v1/feeds/google.tsv")
     assert tsv.streaming
     lines = b"".join(tsv.streaming_content).decode().splitlines()
-    assert lines[0].split("\t") == [
-        "id", "title", "description", "link", "availability", "price", "condition", "external_seller_id"
-    ]
-    assert lines[1:] == [
-        f"{listed.id}\tTea pot\tBlue and white\thttp://127.0.0.1:8000/items/{listed.id}/"
-        f"\tin_stock\t15.00 USD\tused\t{seller.id}"
-    ]
+    assert lines[0].split("\t") == ["id", "title", "description", "link", "image_link", "additional_image_link",
+                                    "availability", "price", "condition", "external_seller_id"]
+    assert lines[1:] == [f"{listed.id}\tTea pot\tBlue and white\thttp://127.0.0.1:8000/items/{listed.id}/"
+                         f"\t{image_link}\t\tin_stock\t15.00 USD\tused\t{seller.id}"]
+    assert str(unpictured.id) not in "".join(lines)  # no photo: Google would refuse it
     xml = b"".join(client.get("/api/partner/v1/feeds/google.xml").streaming_content).decode()
     assert f"<g:id>{listed.id}</g:id>" in xml and "<g:price>15.00 USD</g:price>" in xml and "Secret" not in xml
 

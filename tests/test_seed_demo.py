@@ -7,11 +7,12 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Sum
 
-from app.catalog.models import Item
+from app.catalog.models import Item, Photo
 from app.orders.models import Purchase, Sale
 from app.wallet.models import LedgerEntry, Wallet
 from sharding.placement import all_workers, node_for_user
@@ -33,6 +34,15 @@ def test_seed_demo_fills_every_worker_consistently(clean_marketplace):
     originals = per_worker(lambda alias: Item.objects.using(alias).filter(source_item_id__isnull=True).count())
     assert all(count > 0 for count in originals.values()), originals
     assert sum(originals.values()) == 200
+
+    # Every item has a demo photo (bought ones a copy of their listing's), made with Pillow, on the item's worker.
+    for alias in all_workers():
+        items = set(Item.objects.using(alias).values_list("id", flat=True))
+        photos = list(Photo.objects.using(alias).all())
+        assert {photo.item_id for photo in photos} == items, alias
+        assert all(photo.width == 800 and photo.height == 600 for photo in photos)
+        assert all(default_storage.exists(name) for photo in photos for name in (photo.image, photo.thumbnail))
+    assert "photos: 200 items with a demo photo" in out.getvalue()
 
     sales = sum(per_worker(lambda alias: Sale.objects.using(alias).count()).values())
     purchases = sum(per_worker(lambda alias: Purchase.objects.using(alias).count()).values())

@@ -4,6 +4,7 @@ from django.utils import timezone
 
 from app.core.money import CURRENCY, format_money
 
+from .images import absolute_url
 from .models import Item, ItemTombstone, ListingEvent
 
 PUBLIC_STATUSES = (Item.LISTED, Item.SOLD)
@@ -13,15 +14,24 @@ def listing_url(item_id):
     return f"{settings.SITE_URL}/items/{item_id}/"
 
 
+def public_photo(photo):
+    """A photo as partners see it: absolute URLs of the full size and the thumbnail."""
+    return {
+        "id": str(photo.id), "url": absolute_url(photo.image), "thumbnail_url": absolute_url(photo.thumbnail),
+        "width": photo.width, "height": photo.height, "position": photo.position,
+    }
+
+
 def public_listing(item):
-    """What partners may know of an item: all of a listing that is or was public, only id and status otherwise."""
+    """What partners may know of an item: all of a listing that is or was public, only id and status otherwise.
+    Its photos come from the item's node, unless app.catalog.selectors.attach_photos loaded them already."""
     if item.status not in PUBLIC_STATUSES:
         return {"id": str(item.id), "status": item.status}
     return {
         "id": str(item.id), "title": item.title, "description": item.description,
         "price": format_money(item.price), "currency": CURRENCY, "category": item.category,
         "seller": {"id": str(item.user_id), "username": item.owner_username}, "status": item.status,
-        "link": listing_url(item.id),
+        "link": listing_url(item.id), "photos": [public_photo(photo) for photo in item.photos],
     }
 
 

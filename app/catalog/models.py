@@ -53,6 +53,18 @@ class Item(ShardedModel):
             ),
         ]
 
+    @property
+    def photos(self):
+        """Its photos in display order (app.catalog.selectors.photos_of: loaded once, or by attach_photos)."""
+        from .selectors import photos_of
+        return photos_of(self)
+
+    @property
+    def cover_photo(self):
+        """The first photo, or None: what lists and cards show."""
+        photos = self.photos
+        return photos[0] if photos else None
+
 
 class ItemTombstone(ShardedModel):
     """A deleted item, so the partner feed can tell partners to drop it."""
@@ -83,3 +95,42 @@ class ListingEvent(ShardedModel):
         indexes = [
             models.Index(fields=["id"], condition=models.Q(dispatched_at=None), name="listing_event_undispatched")
         ]
+
+
+class Photo(ShardedModel):
+    """A photo of an item, on the item's worker and in the same logical shard (a shard move carries it).
+
+    The files live in Django's default storage under unguessable names (app.catalog.images.new_name): the
+    full size (longest side at most 2,000 px) and a thumbnail (at most 800 px), both re-encoded as JPEG with
+    no metadata. `position` is the display order (0 first). The files are deleted with the row, after its
+    transaction commits; `manage.py maintenance` deletes any whose row is gone (app.catalog.photos).
+    """
+
+    item_id = models.BigIntegerField()
+    position = models.SmallIntegerField(default=0)
+    image = models.CharField(max_length=255)  # the full size's name in the storage
+    width = models.IntegerField()
+    height = models.IntegerField()
+    thumbnail = models.CharField(max_length=255)
+    thumbnail_width = models.IntegerField()
+    thumbnail_height = models.IntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(position__gte=0), name="photo_position_non_negative"),
+            models.CheckConstraint(condition=models.Q(width__gt=0, height__gt=0, thumbnail_width__gt=0,
+                                                      thumbnail_height__gt=0), name="photo_size_positive"),
+        ]
+        indexes = [models.Index(fields=["item_id", "position", "id"], name="photo_item_order")]
+
+    @property
+    def url(self):
+        """The full size's URL as the storage gives it (relative, /media/..., for the local filesystem)."""
+        from .images import storage_url
+        return storage_url(self.image)
+
+    @property
+    def thumbnail_url(self):
+        from .images import storage_url
+        return storage_url(self.thumbnail)

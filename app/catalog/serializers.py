@@ -1,8 +1,10 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from app.core.fields import IdField, TextField, UserRefField
 from app.core.money import CURRENCY, MoneyField
 
+from .images import absolute_url
 from .models import Item
 from .search import SORTS
 
@@ -24,6 +26,36 @@ class ItemChangesIn(serializers.Serializer):
     status = serializers.ChoiceField(choices=[Item.LISTED, Item.UNLISTED], required=False)
 
 
+class PhotoOut(serializers.Serializer):
+    """A photo: its full size (longest side at most 2,000 px) and its thumbnail (at most 800 px), both JPEG."""
+
+    id = IdField()
+    url = serializers.SerializerMethodField(help_text="The full size (longest side at most 2000 px).")
+    thumbnail_url = serializers.SerializerMethodField(help_text="The thumbnail (longest side at most 800 px).")
+    width = serializers.IntegerField(help_text="Of the full size, in px.")
+    height = serializers.IntegerField(help_text="Of the full size, in px.")
+    position = serializers.IntegerField(help_text="The display order, 0 first.")
+
+    def get_url(self, photo) -> str:
+        return absolute_url(photo.image)
+
+    def get_thumbnail_url(self, photo) -> str:
+        return absolute_url(photo.thumbnail)
+
+
+class PhotoIn(serializers.Serializer):
+    image = serializers.FileField(
+        help_text="A JPEG, PNG or WebP image of at most 10 MB and at least 100 x 100 px.", allow_empty_file=False,
+    )
+
+
+class PhotoOrderIn(serializers.Serializer):
+    photo_ids = serializers.ListField(
+        child=IdField(), max_length=10, allow_empty=True,
+        help_text="Every photo of the item, each once, in the new display order.",
+    )
+
+
 class ItemOut(serializers.Serializer):
     id = IdField()
     title = serializers.CharField()
@@ -36,9 +68,20 @@ class ItemOut(serializers.Serializer):
     source_item_id = IdField(allow_null=True)  # the listing it was bought from; null for items listed here
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    photos = serializers.SerializerMethodField(help_text="Its photos in display order (at most 10).")
+    thumbnail_url = serializers.SerializerMethodField(help_text="The first photo's thumbnail; null without photos.")
 
     def get_currency(self, _) -> str:
         return CURRENCY
+
+    @extend_schema_field(PhotoOut(many=True))
+    def get_photos(self, item):
+        return PhotoOut(item.photos, many=True).data
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_thumbnail_url(self, item):
+        cover = item.cover_photo
+        return absolute_url(cover.thumbnail) if cover else None
 
 
 class ListingSearchIn(serializers.Serializer):

@@ -225,3 +225,54 @@ def demo_price(rng, low, high):
 
 def demo_deposit(rng):
     return rng.randint(MIN_DEPOSIT, MAX_DEPOSIT)
+
+
+# --------------------------------------------------------------------------- photos
+
+# A colour per category (RGB), for the demo photos: a card with the category and the title, made with Pillow.
+CARD_COLOURS = [(46, 94, 170), (170, 72, 46), (46, 140, 90), (130, 60, 150), (190, 140, 30), (40, 130, 140),
+                (150, 50, 90), (90, 100, 110)]
+CARD_SIZE = (800, 600)
+
+
+def _font(size):
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size=size)  # Pillow's bundled scalable font (needs FreeType)
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def _wrapped(draw, text, font, width):
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if line and draw.textlength(candidate, font=font) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return [*lines, line] if line else lines
+
+
+def demo_photo_bytes(title, category):
+    """A JPEG of a coloured card with the item's category and title: demo photos made here, downloaded from
+    nowhere. The same title and category give the same picture."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    colour = CARD_COLOURS[sum(map(ord, category or "other")) % len(CARD_COLOURS)]
+    image = Image.new("RGB", CARD_SIZE, colour)
+    draw = ImageDraw.Draw(image)
+    width, height = CARD_SIZE
+    draw.rounded_rectangle((40, 40, width - 40, height - 40), radius=28, outline=(255, 255, 255), width=6)
+    draw.text((80, 80), (category or "other").upper(), fill=(255, 255, 255), font=_font(40))
+    font = _font(64)
+    y = 200
+    for line in _wrapped(draw, title, font, width - 160)[:4]:
+        draw.text((80, y), line, fill=(255, 255, 255), font=font)
+        y += 80
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()

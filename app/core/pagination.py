@@ -43,7 +43,10 @@ def newest_first(queryset, *, cursor, size):
     return rows[:size], next_cursor
 
 
-def newest_first_page(request, queryset, serializer_class):
+def newest_first_page(request, queryset, serializer_class, prepare=None):
+    """A page of `queryset`, newest first; `prepare(rows)` may load what the rows need (photos) in bulk."""
     size, cursor = page_params(request)
     rows, next_cursor = newest_first(queryset, cursor=cursor, size=size)
+    if prepare is not None:
+        rows = prepare(rows)
     return Response({"results": serializer_class(rows, many=True).data, "next": next_cursor})

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from app.catalog.events import record_listing_event
 from app.catalog.models import Item, ListingEvent
+from app.catalog.services import copy_photos
 from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.idempotency import IdempotentResult, fingerprint, run_idempotent
 from app.core.money import format_money
@@ -72,4 +73,7 @@ def buy_listing(buyer: UserRef, listing_id: int, expected_price: int) -> Purchas
         wallets[buyer.id], -listing.price, LedgerEntry.PURCHASE, purchase.id
     ).balance_after
     post_entry(wallets[listing.user_id], listing.price, LedgerEntry.SALE, sale.id)
+    # Last, once nothing can refuse the purchase any more: the resold item keeps its pictures (file copies
+    # that the maintenance clean-up deletes should the transaction still roll back).
+    copy_photos(source=listing, target=bought)
     return purchase

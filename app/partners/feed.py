@@ -16,10 +16,11 @@ from datetime import datetime
 
 from django.contrib.postgres.search import SearchQuery
 from django.db import connections
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from app.catalog.events import PUBLIC_STATUSES, public_listing
-from app.catalog.models import Item, ItemTombstone
+from app.catalog.models import Item, ItemTombstone, Photo
+from app.catalog.selectors import attach_photos
 from app.core.errors import NotFound
 from sharding.fanout import fan_out_page, merge_ordered
 from sharding.page_tokens import encode_cursor, keyset_after
@@ -87,7 +88,7 @@ def _changes_on(alias, after, limit, *, updated_since, category, q):
         if q:
             matching &= Q(search_vector=SearchQuery(q, search_type="websearch", config="english"))
         items = items.filter(matching | ~Q(status__in=PUBLIC_STATUSES))
-    changed = [feed_record(item) for item in items.order_by("updated_at", "id")[:limit]]
+    changed = [feed_record(item) for item in attach_photos(items.order_by("updated_at", "id")[:limit])]
     deleted = [_tombstone_record(t) for t in tombstones.order_by("deleted_at", "item_id")[:limit]]
     return merge_ordered([changed, deleted], key=_sort_key, limit=limit)
 
@@ -109,19 +110,24 @@ def feed_page(*, page_size, cursor=None, updated_since=None, category="", q=""):
     return page.rows, encode_cursor(_sort_key(page.rows[-1])) if page.rows else cursor, False
 
 
-def _listed_after(alias, after, limit):
+def _listed_after(alias, after, limit, with_photos=False):
     listed = Item.objects.using(alias).filter(status=Item.LISTED)
+    if with_photos:  # only items that have one, with their photos loaded
+        listed = listed.filter(Exists(Photo.objects.filter(item_id=OuterRef("id"))))
     if after is not None:
         listed = listed.filter(id__gt=after[0])
-    return list(listed.order_by("id")[:limit])
+    rows = list(listed.order_by("id")[:limit])
+    return attach_photos(rows) if with_photos else rows
 
 
-def listed_items_in_id_order(batch=1000):
-    """Every listed item on every worker, in pages of `batch` (for the merchant feeds, which stream)."""
+def listed_items_in_id_order(batch=1000, with_photos=False):
+    """Every listed item on every worker, in pages of `batch` (for the merchant feeds, which stream);
+    with_photos: only those with a photo, their photos loaded (Google refuses products without an image)."""
     cursor = None
     while True:
         page = fan_out_page(
-            _listed_after, key=lambda item: (item.id,), page_size=batch, cursor=cursor, cursor_types=(int,)
+            lambda alias, after, limit: _listed_after(alias, after, limit, with_photos),
+            key=lambda item: (item.id,), page_size=batch, cursor=cursor, cursor_types=(int,)
         )
         yield from page.rows
         if page.next_cursor is None:

@@ -14,6 +14,15 @@ class SellerOut(serializers.Serializer):
     username = serializers.CharField()
 
 
+class PartnerPhotoOut(serializers.Serializer):
+    id = serializers.RegexField(r"^[0-9]+$")
+    url = serializers.URLField(help_text="The full size (longest side at most 2000 px, JPEG).")
+    thumbnail_url = serializers.URLField(help_text="The thumbnail (longest side at most 800 px, JPEG).")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    position = serializers.IntegerField()
+
+
 class ProductOut(serializers.Serializer):
     """A product as partners see it. Listed and sold ones carry every field; unlisted and deleted ones only
     `id`, `status` and `updated_at` (drop them from your store)."""
@@ -27,6 +36,7 @@ class ProductOut(serializers.Serializer):
     category = serializers.CharField(required=False)
     seller = SellerOut(required=False)
     link = serializers.URLField(required=False)
+    photos = PartnerPhotoOut(many=True, required=False, help_text="In display order; absolute URLs.")
     created_at = serializers.DateTimeField(required=False)
     updated_at = serializers.DateTimeField()
 

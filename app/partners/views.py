@@ -64,8 +64,14 @@ class GoogleFeedView(PartnerView):
     content_negotiation_class = FirstRendererAlways
 
     @extend_schema(
-        summary="Google Merchant Center feed of every listed item (TSV or RSS 2.0 XML)",
+        summary="Google Merchant Center feed of every listed item with a photo (TSV or RSS 2.0 XML)",
         operation_id="partner_v1_feeds_google_retrieve",
+        description=(
+            "Google's attributes: `id, title, description, link, image_link, additional_image_link, availability, "
+            "price, condition, external_seller_id`. `image_link` is the first photo's full size, "
+            "`additional_image_link` up to 10 more (in TSV one cell, comma-separated; in XML one element each). "
+            "Items without a photo are left out: Google rejects a product without an image."
+        ),
         parameters=[OpenApiParameter("extension", str, OpenApiParameter.PATH, enum=["tsv", "xml"])],
         responses={
             (200, "text/tab-separated-values"): OpenApiResponse(

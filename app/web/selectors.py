@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 
 from app.catalog.models import Item
-from app.catalog.selectors import visible_item
+from app.catalog.selectors import photos_by_item, visible_item
 from app.core.errors import NotFound
 from app.orders.models import Purchase, Sale
 from app.reports.selectors import PURCHASES, SALES, summarize, user_rows
@@ -14,7 +14,7 @@ from sharding.errors import InvalidIdError
 from sharding.fanout import fan_out
 from sharding.health import node_health
 from sharding.moves import moves_overview
-from sharding.placement import coordinator, current_placement
+from sharding.placement import coordinator, current_placement, node_for_user
 from sharding.recovery import in_doubt_transactions
 
 
@@ -32,6 +32,16 @@ def own_item(owner_id, item_id):
     if item.user_id != owner_id:
         raise NotFound("No such item.")
     return item
+
+
+def attach_cover_photos(user_id, purchases):
+    """Each purchase's `cover_photo`: the first photo of the item it put in the buyer's inventory, or None."""
+    alias = node_for_user(user_id)
+    found = photos_by_item(alias, {purchase.item_id for purchase in purchases})
+    for purchase in purchases:
+        photos = found.get(purchase.item_id)
+        purchase.cover_photo = photos[0] if photos else None
+    return purchases
 
 
 # --------------------------------------------------------------------------- reports

@@ -18,9 +18,10 @@ from app.accounts.models import AuthToken
 from app.accounts.selectors import account_overview
 from app.accounts.services import register_user, revoke_token, revoke_tokens, tokens_of
 from app.catalog import services as catalog
+from app.catalog.images import process_image
 from app.catalog.models import Item
 from app.catalog.search import ListingQuery, search_listings
-from app.catalog.selectors import inventory_of
+from app.catalog.selectors import attach_photos, inventory_of
 from app.catalog.serializers import ListingSearchIn
 from app.core.error_codes import CommonErrorCode
 from app.core.errors import NotFound, ServiceError, error_body, error_response_for
@@ -38,7 +39,7 @@ from sharding.placement import parse_routable_id
 from sharding.transactions import LockTimeoutError, ShardMovedError
 
 from .forms import CATEGORIES, BuyForm, DepositForm, ItemForm, RegisterForm
-from .selectors import activity_report, cluster_overview, item_for, own_item, period_starts
+from .selectors import activity_report, attach_cover_photos, cluster_overview, item_for, own_item, period_starts
 from .templatetags.periods import period_label
 from .throttling import throttled, too_many_requests
 
@@ -105,7 +106,9 @@ def home(request):
     page = search_listings(
         ListingQuery(sort="newest", exclude_user_id=_viewer_id(request)), page_size=HOME_LISTINGS, allow_partial=True
     )
-    return render(request, "web/home.html", {"listings": page.rows, "categories": CATEGORIES, "partial": page.failed})
+    return render(request, "web/home.html", {
+        "listings": attach_photos(page.rows), "categories": CATEGORIES, "partial": page.failed,
+    })
 
 
 def search(request):
@@ -129,7 +132,7 @@ def search(request):
     except InvalidCursorError:
         context["errors"] = {"cursor": ["This page link is out of date; start the search again."]}
         return render(request, "web/search.html", context, status=400)
-    context.update(listings=page.rows, searched=True, partial=page.failed)
+    context.update(listings=attach_photos(page.rows), searched=True, partial=page.failed)
     if page.next_cursor:
         following = request.GET.copy()
         following["cursor"] = page.next_cursor
@@ -197,15 +200,48 @@ def _place_order(request, item_id):
 # --------------------------------------------------------------------------- selling
 
 
+def _processed_photos(request, form, room):
+    """The photos chosen in the form's file input, checked and re-encoded; their errors go on the form."""
+    uploads = request.FILES.getlist("photos")
+    if len(uploads) > room:
+        form.add_error(None, f"An item has at most {catalog.MAX_PHOTOS} photos: choose at most {room} more.")
+        return []
+    processed = []
+    for upload in uploads:
+        try:
+            processed.append(process_image(upload))
+        except ServiceError as error:
+            form.add_error(None, f"{upload.name}: {error.message}")
+    return processed
+
+
+def _photo_uploads_counted(request):
+    """The photos of a sell or edit form count in the API's upload limit, one each."""
+    count = len(request.FILES.getlist("photos"))
+    for _ in range(count):
+        seconds = wait_for(request, [ScopedRateThrottle("photo")])
+        if seconds is not None:
+            return seconds
+    return None
+
+
 @login_required
 @throttled(lambda: ScopedRateThrottle("listing"))
 def sell(request):
     form = ItemForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        item = catalog.create_item(owner=request.user, **form.cleaned_data)
-        messages.success(request, f"“{item.title}” is listed for sale.")
-        return redirect("web:item", item_id=item.id)
-    return render(request, "web/item_form.html", {"form": form, "categories": CATEGORIES, "editing": None})
+        seconds = _photo_uploads_counted(request)
+        if seconds is not None:
+            return too_many_requests(request, seconds)
+        photos = _processed_photos(request, form, catalog.MAX_PHOTOS)
+        if form.is_valid():  # no photo was refused
+            item = catalog.create_item(owner=request.user, **form.cleaned_data)
+            for image in photos:
+                catalog.add_photo(owner_id=request.user.id, item_id=item.id, image=image)
+            messages.success(request, f"“{item.title}” is listed for sale.")
+            return redirect("web:item", item_id=item.id)
+    return render(request, "web/item_form.html", {"form": form, "categories": CATEGORIES, "editing": None,
+                                                  "max_photos": catalog.MAX_PHOTOS})
 
 
 @login_required
@@ -217,8 +253,16 @@ def edit(request, item_id):
     initial = {"title": item.title, "description": item.description, "price": item.price, "category": item.category}
     form = ItemForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
+        seconds = _photo_uploads_counted(request)
+        if seconds is not None:
+            return too_many_requests(request, seconds)
+        photos = _processed_photos(request, form, catalog.MAX_PHOTOS - len(item.photos))
         try:
+            if not form.is_valid():
+                raise ServiceError("Nothing is saved: check the photos.")
             catalog.update_item(owner_id=request.user.id, item_id=item.id, changes=form.cleaned_data)
+            for image in photos:
+                catalog.add_photo(owner_id=request.user.id, item_id=item.id, image=image)
         except NotFound:
             raise Http404("No such item.") from None
         except ServiceError as error:
@@ -226,7 +270,47 @@ def edit(request, item_id):
         else:
             messages.success(request, "Your changes are saved.")
             return redirect("web:item", item_id=item.id)
-    return render(request, "web/item_form.html", {"form": form, "categories": CATEGORIES, "editing": item})
+    return render(request, "web/item_form.html", {"form": form, "categories": CATEGORIES, "editing": item,
+                                                  "max_photos": catalog.MAX_PHOTOS})
+
+
+def _photo_id(raw):
+    try:
+        return parse_routable_id(str(raw))
+    except InvalidIdError:
+        raise Http404("No such photo.") from None
+
+
+@login_required
+@require_POST
+def photo_remove(request, item_id, photo_id):
+    item = _own_item_or_404(request.user.id, item_id)
+    try:
+        catalog.delete_photo(owner_id=request.user.id, item_id=item.id, photo_id=_photo_id(photo_id))
+    except NotFound:
+        raise Http404("No such photo.") from None
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The photo is removed.")
+    return redirect("web:edit", item_id=item.id)
+
+
+@login_required
+@require_POST
+def photo_move(request, item_id, photo_id):
+    item = _own_item_or_404(request.user.id, item_id)
+    offset = {"earlier": -1, "later": 1, "first": -catalog.MAX_PHOTOS}.get(request.POST.get("direction"))
+    if offset is None:
+        messages.error(request, "Choose earlier, later or first.")
+        return redirect("web:edit", item_id=item.id)
+    try:
+        catalog.move_photo(owner_id=request.user.id, item_id=item.id, photo_id=_photo_id(photo_id), offset=offset)
+    except NotFound:
+        raise Http404("No such photo.") from None
+    except ServiceError as error:
+        messages.error(request, error.message)
+    return redirect("web:edit", item_id=item.id)
 
 
 @login_required
@@ -277,7 +361,7 @@ def _newest_first(request, queryset):
 @login_required
 def inventory(request):
     rows, next_cursor = _newest_first(request, inventory_of(request.user.id))
-    return render(request, "web/inventory.html", {"items": rows, "next_cursor": next_cursor})
+    return render(request, "web/inventory.html", {"items": attach_photos(rows), "next_cursor": next_cursor})
 
 
 @login_required
@@ -315,7 +399,9 @@ def wallet_page(request):
 
 @login_required
 def dashboard(request):
-    return render(request, "web/dashboard.html", {"overview": account_overview(request.user.id)})
+    overview = account_overview(request.user.id)
+    attach_cover_photos(request.user.id, overview["purchased"]["latest"])
+    return render(request, "web/dashboard.html", {"overview": overview})
 
 
 @login_required

@@ -238,6 +238,34 @@ def test_listing_creation_is_limited_per_user(rates):
     assert web.post("/sell/", {"title": "from the web", "price": "1.00"}).status_code == 429
 
 
+def test_photo_uploads_are_limited_per_user_api_and_web_together(rates):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from app.catalog.services import create_item
+    from tests.images import png
+
+    rates(photo="2/min")
+    alice = make_user("alice")
+    item = create_item(owner=alice, title="lamp", description="", price=500, category="")
+    api = api_client(alice)
+
+    def upload():
+        return api.post(f"/api/v1/items/{item.id}/photos", {"image": SimpleUploadedFile("a.png", png(), "image/png")})
+
+    assert upload().status_code == 201
+    web = Client()
+    web.force_login(alice)
+    response = web.post(f"/items/{item.id}/edit/", {
+        "title": "lamp", "price": "5.00", "photos": [SimpleUploadedFile("b.png", png(), "image/png")],
+    })
+    assert response.status_code == 302, response.content[:500]
+    assert_throttled(upload())
+    assert web.post(f"/items/{item.id}/edit/", {
+        "title": "lamp", "price": "5.00", "photos": [SimpleUploadedFile("c.png", png(), "image/png")],
+    }).status_code == 429
+    assert api.get(f"/api/v1/items/{item.id}").json()["photos"].__len__() == 2
+
+
 def test_search_is_limited_per_client_api_and_web_together(rates):
     rates(search="3/min")
     client = Client(REMOTE_ADDR="192.0.2.60")

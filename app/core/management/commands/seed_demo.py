@@ -13,10 +13,12 @@ from collections import defaultdict
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand, CommandError
 
-from app.catalog.models import Item
-from app.core.demo_data import DEMO_PASSWORD, demo_deposit, demo_item
+from app.catalog.images import process_image, save_rendition
+from app.catalog.models import Item, Photo
+from app.core.demo_data import DEMO_PASSWORD, demo_deposit, demo_item, demo_photo_bytes
 from app.core.errors import ServiceError
 from app.orders.services import buy_listing
 from app.wallet.services import deposit
@@ -33,6 +35,7 @@ DEPOSITS_PER_TRANSACTION = 200
 DEFAULT_SALES_CAP = 5000
 UNLISTED_SHARE = 0.10
 PICK_TRIES = 50  # random listings tried per sale before giving up on an affordable one
+DEFAULT_PHOTOS_CAP = 1000  # a photo each is two JPEG encodings: 100,000 items would take many minutes
 
 
 class Progress:
@@ -90,6 +93,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-empty", action="store_true", help="do nothing if any worker already has items"
         )
+        parser.add_argument(
+            "--photos", type=int, default=None,
+            help=f"items that get a demo photo (default every item, at most {DEFAULT_PHOTOS_CAP}); 0 for none",
+        )
 
     def handle(self, *args, **options):
         if settings.PRODUCTION:
@@ -122,9 +129,12 @@ class Command(BaseCommand):
         users, created, logins = self.create_users(n_users)
         deposited = self.make_deposits(users)
         items_per_node, listings = self.create_items(users, n_items)
+        n_photos = min(n_items, DEFAULT_PHOTOS_CAP) if options.get("photos") is None else max(0, options["photos"])
+        photos = self.create_photos(n_photos)
         sales, skipped = self.make_sales(users, listings, n_sales, deposited)
 
         self.summary(users, created, logins, items_per_node, sales, skipped, n_sales, time.monotonic() - started)
+        self.stdout.write(f"  photos: {photos} items with a demo photo")
 
     # Users --------------------------------------------------------------
 
@@ -192,6 +202,7 @@ class Command(BaseCommand):
         """
         per_node = {alias: 0 for alias in all_workers()}
         listings = []
+        self.created_items = []
         pending = defaultdict(list)
         node_of = {user.id: node_for_user(user.id) for user in users}
         progress = Progress(self.stderr, "items", n_items, self.show_progress)
@@ -202,6 +213,7 @@ class Command(BaseCommand):
                 return
             Item.objects.using(alias).bulk_create(batch)  # ids come back from the id trigger
             listings.extend((item.id, item.user_id, item.price) for item in batch if item.status == Item.LISTED)
+            self.created_items.extend(batch)
             per_node[alias] += len(batch)
             progress.advance(len(batch))
 
@@ -220,6 +232,33 @@ class Command(BaseCommand):
             flush(alias)
         progress.finish()
         return per_node, listings
+
+    # Photos -------------------------------------------------------------
+
+    def create_photos(self, n_photos):
+        """A demo photo (app.core.demo_data.demo_photo_bytes, through the upload's own checks and re-encoding)
+        for the first n_photos items made; returns how many were made."""
+        items = self.created_items[:n_photos]
+        progress = Progress(self.stderr, "photos", len(items), self.show_progress)
+        made = {}  # (title, category) -> processed image: titles repeat, the pictures can too (files do not)
+        rows = defaultdict(list)
+        for item in items:
+            key = (item.title, item.category)
+            if key not in made:
+                made[key] = process_image(ContentFile(demo_photo_bytes(*key), name="demo.jpg"))
+            image = made[key]
+            rows[item._state.db].append(Photo(
+                user_id=item.user_id, item_id=item.id, position=0,
+                image=save_rendition(image.full), width=image.full.width, height=image.full.height,
+                thumbnail=save_rendition(image.thumbnail), thumbnail_width=image.thumbnail.width,
+                thumbnail_height=image.thumbnail.height,
+            ))
+            progress.advance()
+        for alias, batch in rows.items():
+            for part in chunks(batch, ITEM_BATCH):
+                Photo.objects.using(alias).bulk_create(part)
+        progress.finish()
+        return len(items)
 
     # Sales --------------------------------------------------------------
 

@@ -6,6 +6,20 @@ document.addEventListener("DOMContentLoaded", function () {
       form.querySelectorAll("button[type=submit]").forEach(function (button) { button.disabled = true; });
     });
   });
+  // The item page's gallery: a thumbnail shows its photo in the main place (without JavaScript it opens it).
+  document.querySelectorAll(".gallery").forEach(function (gallery) {
+    var main = gallery.querySelector(".gallery-main");
+    var image = main && main.querySelector("img");
+    gallery.querySelectorAll("a[data-full]").forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        image.src = link.dataset.full;
+        image.width = Number(link.dataset.width);
+        image.height = Number(link.dataset.height);
+        main.href = link.dataset.full;
+      });
+    });
+  });
   // "Previous page" on search: the browser's history when there is one (cursors only go forward).
   document.querySelectorAll("a[data-back]").forEach(function (link) {
     link.addEventListener("click", function (event) {
