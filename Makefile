@@ -72,7 +72,7 @@ run: migrate
 test: setup lint
 	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m cluster up --workers 2
 	@CLUSTER_NAME=$(TEST_CLUSTER) DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py migrate_cluster
-	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m pytest $(PYTEST_ARGS)
+	@CLUSTER_NAME=$(TEST_CLUSTER) $(PY) -m pytest -m "not citus_engine" $(PYTEST_ARGS)
 
 # The suite on a local Citus cluster `citus` (SHARDING_ENGINE=citus, recorded in its cluster.json), without the
 # tests about our own engine's internals (marker own_engine). Not part of `make test`; CI does not run it. It

@@ -7,6 +7,7 @@ from django.db import connections
 
 from . import breaker
 from .config import COORDINATOR_ALIAS
+from .engine import is_citus
 from .errors import ShardingError
 from .fanout import fan_out
 from .placement import all_workers
@@ -35,6 +36,8 @@ def _ping(alias: str) -> float:
 
 def node_health(timeout: float = 2.0) -> list[NodeHealth]:
     """One NodeHealth per node (coordinator first), probing all nodes in parallel."""
+    if is_citus():
+        return _citus_node_health()
     aliases = [COORDINATOR_ALIAS, *all_workers()]
     probe = fan_out(_ping, aliases, timeout=timeout, allow_partial=True)
     report: list[NodeHealth] = []
@@ -65,3 +68,26 @@ def assert_cluster_reachable(timeout: float = 3.0) -> None:
         raise ClusterUnavailableError(
             f"cannot reach {'; '.join(down)}: start the cluster with `python -m cluster up` (or `make run`)"
         )
+
+
+def _citus_node_health() -> list[NodeHealth]:
+    """The coordinator, then every Citus worker as the coordinator reaches it (sharding.citus_admin).
+
+    A worker's latency is that of the coordinator's one round of `SELECT 1` on all of them; an inactive worker
+    (pg_dist_node) is down.
+    """
+    from . import citus_admin
+
+    try:
+        coordinator_ms = _ping(COORDINATOR_ALIAS)
+    except Exception:  # noqa: BLE001 - any failure means the coordinator is unusable, and so is every worker
+        return [NodeHealth("coordinator", "coordinator", False, None, "unreachable")]
+    report = [NodeHealth("coordinator", "coordinator", True, round(coordinator_ms, 2))]
+    started = time.perf_counter()
+    answers = citus_admin.ping_workers()
+    round_ms = round((time.perf_counter() - started) * 1000, 2)
+    for node in citus_admin.citus_nodes():
+        problem = answers.get(node.address, "inactive in pg_dist_node" if not node.active else "not asked")
+        report.append(NodeHealth(node.address, "worker", problem is None, round_ms if problem is None else None,
+                                 problem or ""))
+    return report

@@ -59,6 +59,7 @@ from django.utils import timezone
 from . import failpoints
 from .catalogue import bump_placement_version
 from .config import COORDINATOR_ALIAS
+from .engine import is_citus
 from .errors import ShardingError
 from .fencing import FENCE_LOCK_CLASS, sharded_tables
 from .ids import LAG_TICKS
@@ -592,6 +593,10 @@ def move_summary(move: ShardMove) -> dict[str, Any]:
 
 def moves_overview(recent: int = 5) -> dict[str, list[dict[str, Any]]]:
     """Moves under way (phase, rows, lag) and the latest finished ones, newest first."""
+    if is_citus():
+        from .citus_admin import moves_overview as citus_moves
+
+        return citus_moves()
     journal = ShardMove.objects.using(COORDINATOR_ALIAS)
     return {
         "in_progress": [move_summary(m) for m in journal.exclude(state__in=ShardMove.FINISHED).order_by("-id")],

@@ -11,9 +11,9 @@ from app.orders.models import Purchase, Sale
 from app.reports.selectors import PURCHASES, SALES, summarize, user_rows
 from app.wallet.models import LedgerEntry, Wallet
 from sharding.errors import InvalidIdError
-from sharding.fanout import fan_out
 from sharding.health import node_health
 from sharding.moves import moves_overview
+from sharding.overview import cluster_nodes, row_counts_by_worker
 from sharding.placement import coordinator, current_placement, node_for_user
 from sharding.recovery import in_doubt_transactions
 
@@ -96,10 +96,6 @@ COUNTED_TABLES = (("Wallets", Wallet), ("Ledger entries", LedgerEntry), ("Items"
                   ("Sales", Sale))
 
 
-def _row_counts(alias):
-    return [model.objects.using(alias).count() for _, model in COUNTED_TABLES]
-
-
 @dataclass
 class NodeOverview:
     name: str
@@ -115,22 +111,20 @@ class NodeOverview:
 
 def cluster_overview():
     """Every node as the cluster page shows it. Asks every node, and never fails for one that is down."""
-    health = node_health()
+    health = {node.name: node for node in node_health()}
     placement = current_placement()  # the catalogue lives on the coordinator, which served this request's session
     # A worker that gives no answer within the fan-out timeout is shown as such, not an error page.
-    counts = fan_out(_row_counts, allow_partial=True).results
+    counts = row_counts_by_worker([model for _, model in COUNTED_TABLES])
+    # Our own prepared transactions per worker (None: it did not answer); Citus keeps and recovers its own.
     prepared = in_doubt_transactions()
-    info = {coordinator() if n.role == "coordinator" else n.name: n for n in placement.node_info.values()}
     nodes = []
-    for node in health:
-        alias = coordinator() if node.role == "coordinator" else node.name
-        is_worker = alias != coordinator()
+    for node in cluster_nodes():
+        probe = health.get(node.name)
         nodes.append(NodeOverview(
-            name=node.name, role=node.role,
-            address=f"{info[alias].host}:{info[alias].port}", bouncer_port=info[alias].bouncer_port,
-            up=node.ok, latency_ms=node.latency_ms,
-            shards=placement.shards_of_node(alias) if is_worker else None,
-            row_counts=counts.get(alias), in_doubt=prepared.get(alias),
+            name=node.name, role=node.role, address=node.address, bouncer_port=node.bouncer_port,
+            up=bool(probe and probe.ok), latency_ms=probe.latency_ms if probe else None, shards=node.shards,
+            row_counts=counts.get(node.name) if node.role == "worker" else None,
+            in_doubt=prepared.get(node.name, []) if node.role == "worker" else None,
         ))
     workers = [node for node in nodes if node.role == "worker"]
     answered = [node.row_counts for node in workers if node.row_counts is not None]

@@ -1,12 +1,22 @@
-"""Shared by rebalance and drain_node: print a plan, ask, run it with progress."""
+"""Shared by rebalance and drain_node: print a plan, ask, run it with progress (our engine and Citus)."""
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from sharding import citus_admin
 from sharding.errors import ShardingError
 from sharding.management.progress import MovePrinter
 from sharding.models import ShardMove
 from sharding.rebalance import PlannedMove, run_plan, unfinished_moves
+
+
+def confirm(*, yes: bool) -> None:
+    """Ask before moving data, unless --yes; refuse without a terminal to ask on."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CommandError("not a terminal: pass --yes to run the plan")
+        if input("Run this plan? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise CommandError("nothing moved")
 
 
 def confirm_and_run(
@@ -26,11 +36,7 @@ def confirm_and_run(
     if dry_run:
         command.stdout.write("dry run: nothing moved")
         return
-    if not yes:
-        if not sys.stdin.isatty():
-            raise CommandError("not a terminal: pass --yes to run the plan")
-        if input("Run this plan? [y/N] ").strip().lower() not in ("y", "yes"):
-            raise CommandError("nothing moved")
+    confirm(yes=yes)
     printer = MovePrinter(command.stdout, quiet=verbosity < 1)
     done: list[ShardMove] = []
 
@@ -49,3 +55,53 @@ def confirm_and_run(
     pauses = sorted(m.write_pause_ms for m in done if m.write_pause_ms is not None)
     worst = f", longest write pause {pauses[-1]:.1f} ms" if pauses else ""
     command.stdout.write(command.style.SUCCESS(f"{len(done)} move(s) done{worst}: {what}"))
+
+
+def run_citus_rebalance(command: BaseCommand, *, drain: str | None, dry_run: bool, yes: bool) -> None:
+    """Citus: print its plan, ask, start its background rebalance (or drain) and follow it to the end."""
+    try:
+        running = citus_admin.running_rebalance()
+        plan = [] if running else citus_admin.rebalance_plan(drain=drain)
+    except ShardingError as exc:
+        raise CommandError(str(exc)) from None
+    if running:
+        command.stdout.write(f"  follow rebalance job {running.job_id} ({running.state}), started earlier")
+    for move in plan:
+        carried = citus_admin.logical_shards_of(move.shard_id)
+        command.stdout.write(f"  move shard group {move.shard_id} (logical shards {_ranges(carried)}): "
+                             f"{move.source} -> {move.target}")
+    what = f"{drain} holds no shard" if drain else "shards are balanced"
+    if not plan and not running:
+        command.stdout.write(command.style.SUCCESS(f"nothing to move: {what} already"))
+        return
+    command.stdout.write(f"{len(plan)} shard group(s) to move (Citus moves every colocated table's shard together)")
+    if dry_run:
+        command.stdout.write("dry run: nothing moved")
+        return
+    if not running:
+        confirm(yes=yes)
+
+    def on_progress(status: citus_admin.RebalanceStatus, in_flight: list[str]) -> None:
+        tasks = ", ".join(f"{count} {state}" for state, count in sorted(status.tasks.items())) or "no task yet"
+        command.stdout.write(f"job {status.job_id} {status.state}: {tasks}")
+        for line in in_flight:
+            command.stdout.write(f"  {line}")
+
+    try:
+        job_id = running.job_id if running else citus_admin.start_rebalance(drain=drain)
+        if job_id:
+            citus_admin.wait_for_rebalance(job_id, progress=on_progress)
+    except ShardingError as exc:
+        raise CommandError(f"{exc} (run the command again to follow or retry)") from None
+    command.stdout.write(command.style.SUCCESS(f"rebalance job {job_id} finished: {what}"))
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3, 7'."""
+    parts: list[str] = []
+    for number in numbers:
+        if parts and parts[-1].split("-")[-1] == str(number - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{number}"
+        else:
+            parts.append(str(number))
+    return ", ".join(parts) or "none"

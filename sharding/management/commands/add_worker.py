@@ -2,6 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from sharding import citus_admin
+from sharding.engine import is_citus
 from sharding.errors import ShardingError
 from sharding.nodes import add_worker
 
@@ -17,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--bouncer-port", type=int, help="its pgbouncer's port, which the app then uses")
 
     def handle(self, *args: Any, name: str, host: str, port: int, bouncer_port: int | None, **options: Any) -> None:
+        if is_citus():
+            self._add_to_citus(name, host, port)
+            return
         try:
             added = add_worker(name=name, host=host, port=port, bouncer_port=bouncer_port, log=self.stdout.write)
         except ShardingError as exc:
@@ -24,3 +29,12 @@ class Command(BaseCommand):
         verb = "added" if added else "was registered already; migrated"
         self.stdout.write(self.style.SUCCESS(f"worker {name} {verb} ({host}:{port}); it holds no shard yet: "
                                              "run `manage.py rebalance` to give it some"))
+
+    def _add_to_citus(self, name: str, host: str, port: int) -> None:
+        try:
+            added = citus_admin.add_citus_worker(host=host, port=port)
+        except ShardingError as exc:
+            raise CommandError(f"{exc} (the node needs the citus extension: CREATE EXTENSION citus)") from None
+        verb = "added to Citus (citus_add_node)" if added else "was a Citus worker already"
+        self.stdout.write(self.style.SUCCESS(f"worker {name} ({host}:{port}) {verb}; Citus names it {host}:{port}; "
+                                             "it holds no shard yet: run `manage.py rebalance` to give it some"))

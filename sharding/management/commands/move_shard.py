@@ -2,7 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sharding import failpoints
+from sharding import citus_admin, failpoints
+from sharding.engine import is_citus
 from sharding.errors import ShardingError
 from sharding.management.progress import MovePrinter
 from sharding.moves import abort_move, run_move, start_move, unfinished_move
@@ -11,7 +12,8 @@ from sharding.moves import abort_move, run_move, start_move, unfinished_move
 class Command(BaseCommand):
     help = (
         "Move one logical shard to another worker online (logical replication, a brief write fence at the switch). "
-        "--resume finishes an interrupted move; --abort undoes one that has not switched yet."
+        "--resume finishes an interrupted move; --abort undoes one that has not switched yet. On Citus: "
+        "citus_move_shard_placement of the shard group holding the logical shard (--to host:port)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,6 +29,9 @@ class Command(BaseCommand):
         failpoints.arm_from_environment()  # crash tests only: failpoints are off outside the test settings
         if not (resume or abort) and not target:
             raise CommandError("say where the shard goes: --to NODE (or --resume / --abort for an unfinished move)")
+        if is_citus():
+            self._move_on_citus(shard, target, resume=resume, abort=abort)
+            return
         printer = MovePrinter(self.stdout, quiet=verbosity < 1)
         try:
             if resume or abort:
@@ -49,3 +54,20 @@ class Command(BaseCommand):
                 f"shard {shard} moved from {move.source} to {move.target}: {move.rows_copied} rows, "
                 f"writes paused {move.write_pause_ms or 0:.1f} ms"
             ))
+
+    def _move_on_citus(self, shard: int, target: str | None, *, resume: bool, abort: bool) -> None:
+        if resume or abort:
+            raise CommandError("on Citus a shard move is one citus_move_shard_placement call, which finishes or "
+                               "rolls back by itself: there is nothing to resume or abort; run the move again")
+        assert target is not None  # refused in handle
+        self.stdout.write(f"moving the Citus shard group holding logical shard {shard} to {target} "
+                          "(citus_move_shard_placement; writes go on during the copy) ...")
+        try:
+            move = citus_admin.move_logical_shard(shard=shard, target=target)
+        except ShardingError as exc:
+            raise CommandError(str(exc)) from None
+        carried = citus_admin.logical_shards_of(move.shard_id)
+        self.stdout.write(self.style.SUCCESS(
+            f"shard group {move.shard_id} moved from {move.source} to {move.target} with logical shards "
+            f"{', '.join(map(str, carried))}"
+        ))
