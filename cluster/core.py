@@ -316,9 +316,32 @@ def _node_status(cfg: dict, node: dict, placements: dict[str, list[int]] | None)
 
 def _shard_placements(cfg: dict) -> dict[str, list[int]] | None:
     """node -> sorted shards from the coordinator's sharding_shard_placement; None if unknown yet."""
+    if cfg.get("engine") == "citus":
+        return _citus_shard_placements(cfg)
     rows = _catalogue_rows(cfg, "sharding_shard_placement",
                            "SELECT node, array_agg(shard ORDER BY shard) FROM sharding_shard_placement GROUP BY node")
     return None if rows is None else dict(rows)
+
+
+# Citus: the logical shards whose Citus shard group each worker holds, read off one distributed table (every
+# sharded table's shards are colocated with it).
+CITUS_PLACEMENTS_SQL = """
+WITH anchor AS (SELECT logicalrelid FROM pg_dist_partition WHERE partmethod = 'h' ORDER BY logicalrelid::text LIMIT 1)
+SELECT s.nodename, s.nodeport, array_agg(l ORDER BY l)
+FROM anchor CROSS JOIN generate_series(0, %s - 1) l
+JOIN citus_shards s ON s.table_name = anchor.logicalrelid
+                   AND s.shardid = get_shard_id_for_distribution_column(anchor.logicalrelid, l)
+GROUP BY 1, 2
+"""
+
+
+def _citus_shard_placements(cfg: dict) -> dict[str, list[int]] | None:
+    """node -> sorted logical shards as Citus places them; None if the coordinator does not answer."""
+    rows = _catalogue_rows(cfg, "pg_dist_partition", CITUS_PLACEMENTS_SQL, (cfg["logical_shards"],))
+    if rows is None:
+        return None
+    names = {(node["host"], node["port"]): node["name"] for node in cfg["nodes"]}
+    return {names.get((host, port), f"{host}:{port}"): shards for host, port, shards in rows}
 
 
 def compact_ranges(shards: list[int], max_runs: int = 6) -> str:

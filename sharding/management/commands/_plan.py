@@ -68,7 +68,7 @@ def run_citus_rebalance(command: BaseCommand, *, drain: str | None, dry_run: boo
         command.stdout.write(f"  follow rebalance job {running.job_id} ({running.state}), started earlier")
     for move in plan:
         carried = citus_admin.logical_shards_of(move.shard_id)
-        command.stdout.write(f"  move shard group {move.shard_id} (logical shards {_ranges(carried)}): "
+        command.stdout.write(f"  move shard group {move.shard_id} (logical shards {', '.join(map(str, carried))}): "
                              f"{move.source} -> {move.target}")
     what = f"{drain} holds no shard" if drain else "shards are balanced"
     if not plan and not running:
@@ -95,13 +95,3 @@ def run_citus_rebalance(command: BaseCommand, *, drain: str | None, dry_run: boo
         raise CommandError(f"{exc} (run the command again to follow or retry)") from None
     command.stdout.write(command.style.SUCCESS(f"rebalance job {job_id} finished: {what}"))
 
-
-def _ranges(numbers: list[int]) -> str:
-    """[1, 2, 3, 7] -> '1-3, 7'."""
-    parts: list[str] = []
-    for number in numbers:
-        if parts and parts[-1].split("-")[-1] == str(number - 1):
-            parts[-1] = f"{parts[-1].split('-')[0]}-{number}"
-        else:
-            parts.append(str(number))
-    return ", ".join(parts) or "none"
