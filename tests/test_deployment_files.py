@@ -144,11 +144,19 @@ def test_production_settings_start_from_the_compose_environment_alone(services, 
     assert json.loads(result.stdout) == [False, database_host, environment["MEDIA_ROOT"]]
 
 
+def assert_gunicorn_serves_the_wsgi_application(command):
+    """gunicorn MODULE:NAME, where MODULE is a file of the repository that assigns NAME."""
+    assert command[0] == "gunicorn", command
+    module, name = command[1].split(":")
+    source = REPO / f"{module.replace('.', '/')}.py"
+    assert source.exists(), source
+    assigned = {target.id for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.Assign)
+                for target in node.targets if isinstance(target, ast.Name)}
+    assert name in assigned, f"{source} defines no {name}"
+
+
 def test_the_web_service_runs_gunicorn_on_the_wsgi_application(services):
-    command = services["web"]["command"]
-    assert command[:2] == ["gunicorn", "app.wsgi:application"]
-    assert "application" in {target.id for node in ast.walk(ast.parse((REPO / "app" / "wsgi.py").read_text()))
-                             if isinstance(node, ast.Assign) for target in node.targets}
+    assert_gunicorn_serves_the_wsgi_application(services["web"]["command"])
     assert services["web"]["build"] == "."
 
 
@@ -166,7 +174,7 @@ def test_the_dockerfile_builds_a_python_3_11_image_that_runs_gunicorn_as_a_user(
     users = [arguments for instruction, arguments in final if instruction == "USER"]
     assert users and users[-1] not in ("root", "0"), "the app must not run as root"
     (cmd,) = [json.loads(arguments) for instruction, arguments in final if instruction == "CMD"]
-    assert cmd[:2] == ["gunicorn", "app.wsgi:application"]
+    assert_gunicorn_serves_the_wsgi_application(cmd)
     assert "deploy/healthcheck.py" in dict(final).get("HEALTHCHECK", ""), "a health check against /health/"
     installs = " ".join(arguments for instruction, arguments in instructions if instruction == "RUN")
     assert "-r /tmp/requirements-prod.txt" in installs and "requirements.txt" not in installs
