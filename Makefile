@@ -40,7 +40,7 @@ system-packages:
 
 venv: $(REQS_STAMP)
 
-$(REQS_STAMP): requirements.txt
+$(REQS_STAMP): requirements.txt requirements-prod.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing Python packages into $(VENV) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
@@ -116,7 +116,7 @@ BENCH_USERS ?= 16
 GUNICORN_WORKERS ?= 4
 GUNICORN_THREADS ?= 2
 
-$(BENCH_STAMP): requirements-bench.txt requirements.txt $(REQS_STAMP)
+$(BENCH_STAMP): requirements-bench.txt requirements.txt requirements-prod.txt $(REQS_STAMP)
 	@echo "installing the benchmark's Python packages into $(VENV) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	@touch $@

@@ -6,7 +6,9 @@ Environment:
   DJANGO_DEBUG         1/0, default 1 in development, 0 in production
   DJANGO_ALLOWED_HOSTS comma-separated; required in production, default 127.0.0.1,localhost in development
   CLUSTER_NAME         which local cluster to use (default dev); or
-  CLUSTER_CONFIG       the path of a cluster.json
+  CLUSTER_CONFIG       the path of a cluster.json; or
+  CLUSTER_COORDINATOR_URL postgresql://USER:PASSWORD@HOST:PORT/DATABASE, the coordinator only (containers),
+                       with CLUSTER_LOGICAL_SHARDS (default 64)
   SHARDING_ENGINE      own or citus (default: the engine the cluster config records, else own)
   DB_DIRECT            1 to connect straight to PostgreSQL instead of each node's pgbouncer
   NUM_PROXIES          trusted proxies in front of the app (default 0: the client is REMOTE_ADDR)
@@ -19,7 +21,7 @@ from pathlib import Path
 from csp.constants import NONE, SELF
 
 from app.core.startup import StartupConfigError
-from sharding.config import database_settings, default_config_path, load_cluster_config
+from sharding.config import config_from_environment, database_settings, default_config_path, load_cluster_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -57,6 +59,8 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_flag("DJANGO_HSTS_PRELOAD", True)
+    # Health probes (the image's HEALTHCHECK, load balancers) ask over plain HTTP from inside.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
     if env_flag("DJANGO_BEHIND_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -145,8 +149,7 @@ TEMPLATES = [
 ]
 
 # The cluster: coordinator = `default`, workers = `worker1` ... `workerN`.
-CLUSTER_CONFIG_PATH = default_config_path(BASE_DIR)
-CLUSTER_CONFIG = load_cluster_config(CLUSTER_CONFIG_PATH)
+CLUSTER_CONFIG = config_from_environment() or load_cluster_config(default_config_path(BASE_DIR))
 DATABASES = database_settings(CLUSTER_CONFIG, direct=env_flag("DB_DIRECT", False))
 DATABASE_ROUTERS = ["sharding.db_router.ShardRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

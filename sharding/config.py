@@ -1,4 +1,4 @@
-"""Reading the cluster config that `python -m cluster up` writes.
+"""Reading the cluster config that `python -m cluster up` writes (or, in a container, the environment's).
 
 The config needs only the coordinator and the credentials; the local cluster
 tool also lists its workers there. Django's DATABASES is built from it: the
@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from .errors import ClusterConfigError
 
@@ -29,6 +30,41 @@ def default_config_path(base_dir: str | os.PathLike[str]) -> Path:
         return Path(explicit)
     name = os.environ.get("CLUSTER_NAME", "dev")
     return Path(base_dir) / ".cluster" / name / "cluster.json"
+
+
+def config_from_environment() -> ClusterConfig | None:
+    """The cluster from environment variables alone (containers), or None without $CLUSTER_COORDINATOR_URL.
+
+    CLUSTER_COORDINATOR_URL=postgresql://USER:PASSWORD@HOST:PORT/DATABASE is how the app reaches the coordinator
+    (through a pgbouncer, or straight to PostgreSQL); CLUSTER_LOGICAL_SHARDS (default 64, as `cluster up`) must
+    match the catalogue. Workers are not listed: the app learns them from the coordinator's catalogue, and with
+    Citus the coordinator is the only node the app talks to. `migrate_cluster` migrates the listed nodes only, so
+    our own engine's workers are migrated with a cluster.json that lists them (CLUSTER_CONFIG).
+    """
+    url = os.environ.get("CLUSTER_COORDINATOR_URL", "").strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 5432
+    except ValueError:  # not a number, or out of range
+        port = None
+    database = unquote(parts.path.lstrip("/"))
+    if parts.scheme not in ("postgres", "postgresql") or not (parts.username and parts.hostname and database and port):
+        raise ClusterConfigError(
+            "CLUSTER_COORDINATOR_URL must look like postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+            "(user, host and database required; a password's special characters %-encoded)"
+        )
+    shards = os.environ.get("CLUSTER_LOGICAL_SHARDS", "64").strip()
+    if not shards.isdigit() or int(shards) < 1:
+        raise ClusterConfigError(f"CLUSTER_LOGICAL_SHARDS must be a whole number of at least 1, not {shards!r}")
+    return app_view({
+        "database": database,
+        "user": unquote(parts.username),
+        "password": unquote(parts.password or ""),
+        "logical_shards": int(shards),
+        "nodes": [{"name": "coordinator", "role": "coordinator", "host": parts.hostname, "port": port}],
+    }, "the environment")
 
 
 def load_cluster_config(path: str | os.PathLike[str]) -> ClusterConfig:
@@ -63,15 +99,14 @@ def app_view(config: ClusterConfig, path: str | os.PathLike[str] = "the cluster 
 
     Our own engine: the config as it is. Citus: the coordinator and one worker alias, CITUS_ALIAS, at the
     coordinator's own address (so every Django alias of a worker is the Citus coordinator, and the
-    placement map puts every logical shard there); the Citus workers themselves are Citus's business,
-    kept under `citus_nodes` for the health and cluster pages.
+    placement map puts every logical shard there); the Citus workers themselves are Citus's business, which
+    health and the cluster page ask the coordinator about (sharding.citus_admin).
     """
     engine = sharding_engine(config, path)
     view = {**config, "engine": engine}
     if engine == "own":
         return view
     coordinator = next(node for node in config["nodes"] if node.get("role") == "coordinator")
-    view["citus_nodes"] = [node for node in config["nodes"] if node.get("role") != "coordinator"]
     view["nodes"] = [coordinator, {**coordinator, "name": CITUS_ALIAS, "role": "worker"}]
     return view
 
