@@ -1,7 +1,8 @@
 """The routing layer: shard map, router, ids, fan-out, distributed transactions and online shard moves.
 
 It knows nothing about the application that uses it. Public entry points:
-  sharding.placement     shard_of, node_for_user, node_for_id, all_workers, coordinator, current_placement
+  sharding.placement     shard_of, node_for_user, node_for_id, all_workers, coordinator, current_placement,
+                         row_lock_scopes
                          (the cached placement map, read from the catalogue, and node lookups)
   sharding.catalogue     bootstrap_catalogue, record_node, bump_placement_version (writing the catalogue)
   sharding.db_router     ShardRouter (Django's DATABASE_ROUTERS: sharded models only with .using(node))

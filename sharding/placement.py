@@ -25,6 +25,7 @@ from django.db import connections
 
 from . import breaker
 from .config import COORDINATOR_ALIAS
+from .engine import is_citus
 from .errors import InvalidIdError, PlacementError, UnknownNodeError
 from .ids import parse_id, shard_of_id
 
@@ -208,6 +209,17 @@ def register_node(node: NodeInfo, *, before_catalogue: bool = False) -> None:
 def all_workers() -> list[str]:
     """Every worker alias, in ascending node order."""
     return list(current_placement().workers)
+
+
+def row_lock_scopes(alias: str) -> list[dict[str, int]]:
+    """Filters that split a worker's rows for `SELECT ... FOR UPDATE [SKIP LOCKED]`, one query each.
+
+    Our own engine: one query for the whole worker ([{}]). Citus locks rows only in a query that goes to one of
+    its shards, so there it is one logical shard at a time (`logical_shard` names the Citus shard).
+    """
+    if is_citus():
+        return [{"logical_shard": shard} for shard in current_placement().shards_of_node(alias)]
+    return [{}]
 
 
 def node_of_shard(shard: int) -> str:

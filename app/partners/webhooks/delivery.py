@@ -40,7 +40,7 @@ from django.utils import timezone
 from app.catalog.models import ListingEvent
 from app.partners.http import PostFailed, post_bounded
 from app.partners.models import WebhookDelivery, WebhookEndpoint
-from sharding.placement import all_workers, node_for_id
+from sharding.placement import all_workers, node_for_id, row_lock_scopes
 from sharding.transactions import retry_when_moved
 
 from .destinations import allowed_ports
@@ -112,17 +112,23 @@ def _lease_seconds(timeout: float) -> float:
 
 def _claim(alias: str, batch: int, lease: float) -> tuple[list[WebhookDelivery], datetime]:
     """Due pending deliveries, pushed `lease` seconds ahead so that nobody else sends them meanwhile."""
-    with transaction.atomic(using=alias):
-        now = timezone.now()
-        claimed = list(
-            WebhookDelivery.objects.using(alias).select_for_update(skip_locked=True)
-            .filter(status=WebhookDelivery.PENDING, next_attempt_at__lte=now).order_by("next_attempt_at", "id")[:batch]
-        )
-        lease_until = now + timedelta(seconds=lease)
-        if claimed:
-            WebhookDelivery.objects.using(alias).filter(id__in=[d.id for d in claimed]).update(
-                next_attempt_at=lease_until,
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=lease)
+    claimed: list[WebhookDelivery] = []
+    for scope in row_lock_scopes(alias):
+        with transaction.atomic(using=alias):
+            found = list(
+                WebhookDelivery.objects.using(alias).select_for_update(skip_locked=True)
+                .filter(**scope, status=WebhookDelivery.PENDING, next_attempt_at__lte=now)
+                .order_by("next_attempt_at", "id")[:batch - len(claimed)]
             )
+            if found:
+                WebhookDelivery.objects.using(alias).filter(**scope, id__in=[d.id for d in found]).update(
+                    next_attempt_at=lease_until,
+                )
+        claimed += found
+        if len(claimed) >= batch:
+            break
     return claimed, lease_until
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from app.catalog.models import ListingEvent
 from app.partners.models import WebhookDelivery, WebhookEndpoint
-from sharding.placement import all_workers
+from sharding.placement import all_workers, row_lock_scopes
 
 logger = logging.getLogger("app.partners.webhooks")
 
@@ -42,12 +42,18 @@ def dispatch_events(batch: int = 500) -> int:
 
 
 def _dispatch_on(alias: str, endpoints: Sequence[WebhookEndpoint], read_at: datetime, batch: int) -> int:
+    return sum(_dispatch_scope(alias, scope, endpoints, read_at, batch) for scope in row_lock_scopes(alias))
+
+
+def _dispatch_scope(
+    alias: str, scope: dict[str, int], endpoints: Sequence[WebhookEndpoint], read_at: datetime, batch: int
+) -> int:
     created = 0
     while True:
         with transaction.atomic(using=alias):
             events = list(
                 ListingEvent.objects.using(alias).select_for_update(skip_locked=True)
-                .filter(dispatched_at=None, created_at__lte=read_at).order_by("id")[:batch]
+                .filter(**scope, dispatched_at=None, created_at__lte=read_at).order_by("id")[:batch]
             )
             if not events:
                 return created
@@ -58,7 +64,9 @@ def _dispatch_on(alias: str, endpoints: Sequence[WebhookEndpoint], read_at: date
                 if event.event_type in endpoint.events and event.created_at > endpoint.created_at
             ]
             WebhookDelivery.objects.using(alias).bulk_create(deliveries, ignore_conflicts=True)
-            ListingEvent.objects.using(alias).filter(id__in=[event.id for event in events]).update(dispatched_at=now)
+            ListingEvent.objects.using(alias).filter(**scope, id__in=[event.id for event in events]).update(
+                dispatched_at=now
+            )
             created += len(deliveries)
         if len(events) < batch:
             return created
