@@ -23,6 +23,7 @@ def bank(clean_shardtest):
     yield
 
 
+@pytest.mark.own_engine  # the deadline between the participants of our two-phase commit
 def test_a_transaction_sends_no_statement_once_the_deadline_has_passed(bank):
     worker1, worker2 = all_workers()[:2]
     first = open_account(users_on(worker1, 1)[0], 100)

@@ -88,6 +88,7 @@ def _tables(alias):
         return {row[0] for row in cursor.fetchall()}
 
 
+@pytest.mark.own_engine  # our workers hold the sharded tables
 def test_sharded_tables_exist_only_on_workers_and_catalogue_only_on_coordinator():
     coordinator_tables = _tables(COORDINATOR_ALIAS)
     assert "sharding_shard_placement" in coordinator_tables and "auth_user" in coordinator_tables

@@ -161,6 +161,7 @@ def test_sold_and_unlisted_items_never_appear(catalog):
         assert not hidden & set(page_through(APIClient(), params, 100))
 
 
+@pytest.mark.own_engine  # which of our workers a query goes to
 def test_seller_filter_asks_only_that_sellers_worker(catalog):
     seller = catalog[3]
     other_workers = [alias for alias in worker_names() if alias != node_for_user(seller.id)]

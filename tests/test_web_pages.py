@@ -705,6 +705,7 @@ def test_platform_report_page_sums_every_worker():
     assert "/api/v1/reports/platform?" in html and "format=csv" in html
 
 
+@pytest.mark.own_engine  # our workers and prepared transactions; Citus: test_citus_admin
 def test_cluster_page_shows_nodes_shards_row_counts_and_in_doubt_transactions(direct_connect):
     a, b = users_on_two_workers()
     fund(a, 5000)
@@ -739,6 +740,7 @@ def test_cluster_page_shows_nodes_shards_row_counts_and_in_doubt_transactions(di
     assert re.search(rf"<td>{victim}</td><td><code>{gid}</code></td><td class=\"num\">\d+\.\d s</td>", html)
 
 
+@pytest.mark.own_engine  # our workers and prepared transactions; Citus: test_citus_admin
 def test_cluster_page_renders_while_a_worker_is_down():
     client = logged_in(make_staff("admin"))
     name, victim = os.environ["CLUSTER_NAME"], worker_names()[-1]

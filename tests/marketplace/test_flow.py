@@ -10,7 +10,8 @@ pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
 
 def other_worker(alias):
-    return next(name for name in worker_names() if name != alias)
+    """Another worker than `alias`; with Citus's one alias, that one."""
+    return next((name for name in worker_names() if name != alias), alias)
 
 
 def rows_by_worker(db_rows, table, column, value):

@@ -20,6 +20,7 @@ from app.catalog.models import ListingEvent, Photo
 from app.catalog.services import MAX_PHOTOS, add_photo, create_item, purge_orphan_files
 from sharding.placement import node_for_id, node_for_user
 from tests import images
+from tests.conftest import two_workers
 
 from .conftest import assert_error, describe
 
@@ -205,9 +206,10 @@ def test_the_display_order_is_set_with_every_photo_once(mk):
 
 
 @pytest.mark.parametrize("where", ["same worker", "other worker"])
-def test_the_photos_survive_a_purchase(mk, workers, where):
-    seller = mk.user_on(workers[0])
-    buyer = mk.user_on(workers[0] if where == "same worker" else workers[1])
+def test_the_photos_survive_a_purchase(mk, where):
+    seller_node, other_node = two_workers()
+    seller = mk.user_on(seller_node)
+    buyer = mk.user_on(seller_node if where == "same worker" else other_node)
     item = mk.list_item(seller, price="20.00", title="Teak chair")
     first = add(mk, seller, item["id"], images.jpeg((1600, 1200)))
     second = add(mk, seller, item["id"], images.png((300, 500)), name="b.png", content_type="image/png")
@@ -334,6 +336,7 @@ def test_the_product_feed_carries_photos_and_a_photo_change_is_a_listing_updated
 
 
 @pytest.mark.slow
+@pytest.mark.own_engine  # our shard moves
 def test_a_shard_move_carries_the_photos(mk, restore_placement):
     from .test_shard_moves import move, must, other_worker, placement_now, user_ids_on
 

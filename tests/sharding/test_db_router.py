@@ -38,6 +38,7 @@ def test_rows_relate_only_on_the_same_node():
     assert not router.allow_relation(first, second)
 
 
+@pytest.mark.own_engine  # our router puts tables on workers
 def test_tables_are_migrated_where_their_rows_live():
     assert router.allow_migrate("worker1", "shardtest", "note") is True
     assert router.allow_migrate(COORDINATOR_ALIAS, "shardtest", "note") is False
