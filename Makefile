@@ -26,7 +26,7 @@ help:
 	@echo "make bench-2pc       cross-worker (2PC) vs same-worker transfers per second"
 	@echo "make bench-round-trips  round trips per same-worker and cross-worker purchase, per node"
 	@echo "make bench-search    search p50/p99 on 2 workers vs 1 worker holding the same rows"
-	@echo "make bench           the API under Locust on fresh clusters, with its baselines (about 22 min)"
+	@echo "make bench           the API under Locust on fresh clusters (ours and Citus), with its baselines (22 min before Citus)"
 	@echo "make bench-rebalance an online rebalance from 2 to 3 workers under Locust load (about 6 min)"
 	@echo "make chaos           faults (crashes, a partition, a slow link, 2PC connections cut) under load, invariants checked (root; about 7 min)"
 	@echo "make cluster-status  every node: role, port, up/down, shards, in-doubt transactions"
@@ -108,7 +108,7 @@ bench-round-trips: bench-cluster
 bench-search: setup
 	@$(PY) -m benchmarks.search_latency --compare $(BENCH_ARGS)
 
-# The load benchmark: fresh clusters bench2w and bench1w, gunicorn, Locust, pgbench; results in benchmarks/results/.
+# The load benchmark: fresh clusters bench2w, bench1w and benchcitus, gunicorn, Locust, pgbench; results in benchmarks/results/.
 BENCH_STAMP := $(VENV)/.requirements-bench-installed
 BENCH_DURATION ?= 30
 BENCH_WARMUP ?= 10

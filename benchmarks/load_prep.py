@@ -12,7 +12,12 @@ cluster config at start-up). It writes one JSON file with:
 - groups: the group of every demo user. On the 2-worker cluster the group is the
   worker that holds the user (1 or 2); the 1-worker cluster reads the same groups from
   --roles (written by the 2-worker run), so a "same-worker" and a "cross-worker"
-  purchase are between the same two users on both clusters;
+  purchase are between the same two users on both clusters. On Citus (run without
+  --roles) the group is the Citus worker that holds the user's logical shard
+  (sharding.citus_admin.logical_shards_by_node: the app's one worker alias there is the
+  coordinator), so a "same-worker" purchase is a transaction on one Citus worker and a
+  "cross-worker" one Citus's own two-phase commit; shard_groups is that map per logical
+  shard (the pgbench transfers of benchmarks.pgbench_baselines pick their pairs by it);
 - partner_keys: one API key per slot (`manage.py create_partner`, scope products:read);
 - search_sql: for each search text of the benchmark, the exact SQL that
   app.catalog.search.search_listings sends to a worker (captured from a real call), with
@@ -71,6 +76,22 @@ def capture_search_sql(texts):
     return out
 
 
+def worker_positions():
+    """{logical shard: position of the worker that holds it}: our placement, or on Citus Citus's own."""
+    from sharding.engine import is_citus
+
+    if is_citus():
+        from sharding.citus_admin import citus_nodes, logical_shards_by_node
+
+        order = [node.address for node in citus_nodes()]
+        return {shard: order.index(address) for address, shards in logical_shards_by_node().items()
+                for shard in shards}
+    from sharding.placement import all_workers, logical_shard_count, node_of_shard
+
+    workers = all_workers()
+    return {shard: workers.index(node_of_shard(shard)) for shard in range(logical_shard_count())}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--slots", type=int, required=True, help="concurrent locust users to prepare for")
@@ -85,6 +106,7 @@ def main():
     from app.accounts.services import issue_token
     from app.wallet.models import Wallet
     from app.wallet.services import deposit
+    from sharding.engine import is_citus
     from sharding.placement import all_workers, node_for_user, shard_of
     from sharding.transactions import atomic_on_nodes
 
@@ -96,13 +118,13 @@ def main():
             f"load_prep: only {len(users)} demo users, need at least {2 * args.slots}: seed the cluster first"
         )
 
+    shard_groups = {shard: position % 2 + 1 for shard, position in worker_positions().items()}
     if args.roles and os.path.exists(args.roles):
         groups = {int(k): v for k, v in json.load(open(args.roles))["groups"].items()}
         source = f"read from {args.roles}"
     else:
-        workers = all_workers()
-        groups = {uid: workers.index(node_for_user(uid)) % 2 + 1 for uid, _ in users}
-        source = "this cluster's placement"
+        groups = {uid: shard_groups[shard_of(uid)] for uid, _ in users}
+        source = "Citus's placement" if is_citus() else "this cluster's placement"
         if args.roles:
             with open(args.roles, "w") as f:
                 json.dump({"groups": groups}, f)
@@ -142,6 +164,7 @@ def main():
         "groups": {str(uid): g for uid, g in groups.items()},
         "usernames": {str(uid): name for uid, name in users},
         "shards": {str(uid): shard_of(uid) for uid, _ in users},
+        "shard_groups": {str(shard): group for shard, group in shard_groups.items()},
         "slots": slots,
         "partner_keys": partner_keys,
         "categories": list(CATEGORY_NAMES),

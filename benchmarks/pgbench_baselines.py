@@ -26,6 +26,14 @@ real search_listings call), with literals replaced by pgbench variables:
   searches/s is the lower of the two (a search needs both) and each percentile the
   higher.
 
+- transfers on Citus: the raw comparison with benchmarks.twopc_transfers (`make
+  bench-2pc`): one account debited and another credited, the same two UPDATEs in one
+  transaction, sent to the Citus coordinator by pgbench. The accounts' table is
+  distributed by logical_shard, colocated with the marketplace's tables, and each client
+  moves money between its own two accounts, whose logical shards are on one Citus worker
+  (same worker: a transaction on one node) or on two (cross-worker: Citus's two-phase
+  commit), by the groups load_prep records (Citus's placement).
+
 What the scripts add: each purchase transaction first reads its listing from a pick
 table (`SELECT ... FROM bench_pgbench_pick WHERE n = nextval`, one extra round trip)
 because pgbench cannot keep a list of ids; each listing is sold once, as in the app
@@ -507,3 +515,68 @@ def search(config, prep, workers, *, clients, warmup, seconds, workdir, users, l
     note = (f"{len(workers)} pgbench at once (one per worker, {clients} clients each), "
             f"{len(scripts)} search texts; searches/s = the slowest worker's, percentiles the highest")
     return _combine("search", parts, min, max, note)
+
+
+TRANSFER_TABLE = "bench_transfer_account"
+
+
+def _per_client(values):
+    """A pgbench expression worth values[:client_id]."""
+    return "CASE " + " ".join(f"WHEN :client_id = {i} THEN {v}" for i, v in enumerate(values)) + " ELSE -1 END"
+
+
+def transfer_script(pairs):
+    """Client i debits account 2i+1 (logical shard pairs[i][0]) and credits 2i+2 (pairs[i][1])."""
+    return (
+        "-- a transfer through the Citus coordinator (see benchmarks/pgbench_baselines.py)\n"
+        "\\set src 2 * :client_id + 1\n\\set dst 2 * :client_id + 2\n"
+        f"\\set src_shard {_per_client([a for a, _ in pairs])}\n"
+        f"\\set dst_shard {_per_client([b for _, b in pairs])}\n"
+        f"BEGIN;\nUPDATE {TRANSFER_TABLE} SET balance = balance - 1 "
+        "WHERE id = :src AND logical_shard = :src_shard AND balance >= 1;\n"
+        f"UPDATE {TRANSFER_TABLE} SET balance = balance + 1 WHERE id = :dst AND logical_shard = :dst_shard;\n"
+        "COMMIT;\n"
+    )
+
+
+def transfer_pairs(shard_groups, clients, cross):
+    """(source shard, target shard) per client: both in one group (Citus worker), or one in each, both ways."""
+    groups = [sorted(int(s) for s, g in shard_groups.items() if g == group) for group in (1, 2)]
+    pairs = []
+    for i in range(clients):
+        here, there = groups[i % 2], groups[1 - i % 2]
+        k = i // 2
+        pairs.append((here[k % len(here)], there[k % len(there)]) if cross
+                     else (here[2 * k % len(here)], here[(2 * k + 1) % len(here)]))
+    return pairs
+
+
+def citus_transfer(config, prep, *, cross, clients, warmup, seconds, workdir, log=print):
+    """Transfers per second through the Citus coordinator, between accounts on one Citus worker or on two."""
+    pairs = transfer_pairs(prep["shard_groups"], clients, cross)
+    kind = "cross" if cross else "same"
+    script = _write(workdir, f"transfer_citus_{kind}.sql", transfer_script(pairs))
+    coordinator = _connect(config, "coordinator")
+    try:
+        with coordinator.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {TRANSFER_TABLE}")
+            # smallint: the type of logical_shard in the tables it is colocated with (Citus requires the same).
+            cursor.execute(f"CREATE TABLE {TRANSFER_TABLE} (id bigint, logical_shard smallint, "
+                           "balance bigint NOT NULL CHECK (balance >= 0), PRIMARY KEY (id, logical_shard))")
+            cursor.execute("SELECT create_distributed_table(%s, 'logical_shard', colocate_with => 'catalog_item')",
+                           [TRANSFER_TABLE])
+            cursor.execute(f"INSERT INTO {TRANSFER_TABLE} VALUES " + ", ".join(["(%s, %s, 1000000000)"] * 2 * clients),
+                           [v for i, (a, b) in enumerate(pairs) for v in (2 * i + 1, a, 2 * i + 2, b)])
+        warm = PgbenchRun(config, "coordinator", [(script, 1)], clients, workdir, f"transfer-{kind}-warmup",
+                          seconds=warmup).wait()
+        part = PgbenchRun(config, "coordinator", [(script, 1)], clients, workdir, f"transfer-{kind}",
+                          seconds=seconds).wait()
+        _report_failures([warm, part], log)
+    finally:
+        with coordinator.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {TRANSFER_TABLE}")
+        coordinator.close()
+    where = "two Citus workers (its two-phase commit)" if cross else "one Citus worker (one local transaction there)"
+    return _combine(f"transfer-{kind}", [part], sum, max,
+                    f"pgbench ({clients} clients) at the Citus coordinator, two UPDATEs in one transaction between "
+                    f"accounts on {where}; logical shards {', '.join(f'{a}→{b}' for a, b in pairs)}")

@@ -2,26 +2,41 @@
 
     .venv/bin/python -m benchmarks.run_bench [--duration 30] [--warmup 10] [--users 16]
         [--gunicorn-workers 4] [--gunicorn-threads 2] [--seed-users 10000] [--items 112000]
+        [--scenarios purchase-single,...] [--configs main,direct,1w,citus] [--results-name bench-latest]
 
-(or `make bench`). Steps:
+(or `make bench`, which runs every configuration). Steps:
 
-1. destroys and recreates two clusters with the cluster tool, `bench2w` (2 workers) and
-   `bench1w` (1 worker), migrates them and seeds both with the same deterministic data
-   (`seed_demo --users 10000 --items 112000 --sales 0 --seed 11`: 100,622 listings),
-   then checks that both hold the same rows and runs VACUUM ANALYZE
-   (benchmarks.search_latency's helpers);
+1. destroys and recreates three clusters with the cluster tool, `bench2w` (2 workers),
+   `bench1w` (1 worker) and `benchcitus` (`cluster up --engine citus --workers 2`: a
+   Citus coordinator and 2 Citus workers), migrates them and seeds each with the same
+   deterministic data (`seed_demo --users 10000 --items 112000 --sales 0 --seed 11`:
+   100,622 listings), then checks that all hold the same rows and runs VACUUM ANALYZE
+   (benchmarks.search_latency's helpers; on Citus they ask the coordinator once);
 2. prepares each (benchmarks.load_prep): API tokens, money and partner keys for the
-   locust users, and the captured search SQL for pgbench;
+   locust users, and the captured search SQL for pgbench. The users' groups (the worker
+   each is on) are bench2w's on bench2w and bench1w, and on benchcitus the Citus worker
+   holding the user's logical shard, so that a same-worker purchase there is a
+   transaction on one Citus worker and a cross-worker one Citus's two-phase commit;
 3. for each configuration, `2 workers, pgbouncer` (the main one), `2 workers, direct`
-   (DB_DIRECT=1: the cost of pgbouncer) and `1 worker, pgbouncer` (the cost of
-   sharding): serves the app with gunicorn (production settings, DEBUG off) and
-   `manage.py maintenance` beside it, and runs every scenario of benchmarks/locustfile.py
-   headless: a warm-up run whose figures are thrown away, then the measured run. Before
-   each run every locust user gets fresh pools of listings to buy;
-4. pgbench baselines on each cluster (benchmarks.pgbench_baselines): the SQL of a search,
-   of a local purchase and (2 workers) of a cross-worker purchase with two-phase commit;
-5. writes benchmarks/results/bench-latest.md and bench-latest.csv and stops both
-   clusters (data kept: `python -m cluster destroy --name bench2w --yes` frees the disk).
+   (DB_DIRECT=1: the cost of pgbouncer), `1 worker, pgbouncer` (the cost of sharding)
+   and `Citus, 2 workers, pgbouncer` (SHARDING engine citus, the app's connections to
+   the coordinator's pgbouncer; its baseline is the main configuration): serves the app
+   with gunicorn (production settings, DEBUG off) and `manage.py maintenance` beside it,
+   and runs every scenario of benchmarks/locustfile.py headless: a warm-up run whose
+   figures are thrown away, then the measured run. Before each run every locust user
+   gets fresh pools of listings to buy;
+4. baselines on each cluster (benchmarks.pgbench_baselines): with pgbench, the SQL of a
+   search, of a local purchase and (2 workers) of a cross-worker purchase with two-phase
+   commit; on bench2w our raw transfers as `make bench-2pc` measures them
+   (benchmarks.twopc_transfers); on benchcitus the same two-UPDATE transfers with
+   pgbench at the Citus coordinator, between accounts on one Citus worker and on two;
+5. writes benchmarks/results/bench-latest.md and bench-latest.csv (--results-name: other
+   names, for trial runs) and stops the clusters (data kept: `python -m cluster destroy
+   --name bench2w --yes` frees the disk).
+
+--configs measures a subset: `--configs main,citus` is our main configuration against
+Citus (bench1w is made only for `1w`; it takes bench2w's groups, so bench2w is made
+and prepared with it). Targets that need a configuration not measured say so.
 
 Load-generator CPU is the CPU time (user + system) of the locust process over the
 wall time of the measured run, in % of one core; server CPU the same for every gunicorn
@@ -48,7 +63,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks import UNTHROTTLED_ENV
-from benchmarks.search_latency import _check_and_analyze
+from benchmarks.search_latency import _check_and_analyze, _worker_sessions
 from cluster.config import config_path, load_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +71,8 @@ RESULTS_DIR = REPO / "benchmarks" / "results"
 LOCUSTFILE = REPO / "benchmarks" / "locustfile.py"
 BIN = Path(sys.executable).parent
 
-CLUSTERS = {"bench2w": 2, "bench1w": 1}
+# name -> (workers, engine)
+CLUSTERS = {"bench2w": (2, "own"), "bench1w": (1, "own"), "benchcitus": (2, "citus")}
 # (scenario, locust class, what it does)
 SCENARIOS = [
     ("browse", "Browse",
@@ -75,13 +91,19 @@ SCENARIOS = [
      "30% browse, 20% search, 30% item pages, 5% balance, 5% deposits, 10% purchases (half cross-worker)"),
 ]
 PURCHASING = {"purchase-single", "purchase-cross", "mix"}
-# (name, cluster, DB_DIRECT)
+# (key for --configs, name, cluster, DB_DIRECT)
 CONFIGS = [
-    ("2 workers, pgbouncer", "bench2w", False),
-    ("2 workers, direct", "bench2w", True),
-    ("1 worker, pgbouncer", "bench1w", False),
+    ("main", "2 workers, pgbouncer", "bench2w", False),
+    ("direct", "2 workers, direct", "bench2w", True),
+    ("1w", "1 worker, pgbouncer", "bench1w", False),
+    ("citus", "Citus, 2 workers, pgbouncer", "benchcitus", False),
 ]
-MAIN, DIRECT, ONE = (name for name, _, _ in CONFIGS)
+MAIN, DIRECT, ONE, CITUS = (name for _, name, _, _ in CONFIGS)
+# The raw transfers: ours as `make bench-2pc` measures them, Citus's with pgbench (benchmarks.pgbench_baselines).
+TRANSFER_SAME, TRANSFER_CROSS = "transfer (same worker)", "transfer (cross-worker)"
+OURS_2PC, CITUS_PGBENCH = "bench-2pc, 2 workers", "pgbench, Citus 2 workers"
+# A cross-worker baseline row -> its same-worker row (on the same cluster, by the same tool): the ratio cross / same.
+SAME_OF = {"pgbench purchase (2PC)": "pgbench purchase (local)", TRANSFER_CROSS: TRANSFER_SAME}
 POOL_CAP = 4000  # listings per locust user and kind
 
 
@@ -143,13 +165,14 @@ def _postgres_version():
 # Clusters --------------------------------------------------------------------
 
 
-def fresh_clusters(args):
+def fresh_clusters(args, names):
     checks = {}
-    for name, workers in CLUSTERS.items():
-        log(f"== {name}: fresh cluster with {workers} worker(s)")
+    for name in names:
+        workers, engine = CLUSTERS[name]
+        log(f"== {name}: fresh cluster with {workers} worker(s), engine {engine}")
         if config_path(name).exists():
             cluster("destroy", name, "--yes")
-        cluster("up", name, "--workers", str(workers))
+        cluster("up", name, "--workers", str(workers), "--engine", engine)
         manage(name, "migrate_cluster")
         log(f"== {name}: seed {args.seed_users} users and {args.items} items (seed {args.data_seed})")
         manage(name, "seed_demo", "--users", str(args.seed_users), "--items", str(args.items), "--sales", "0",
@@ -158,26 +181,16 @@ def fresh_clusters(args):
         checks[name] = _check_and_analyze(name)
     if len(set(checks.values())) != 1:
         raise SystemExit(f"the clusters do not hold the same rows: {checks} (items, listed, sum of prices, checksum)")
-    items, listed, _, _ = checks["bench2w"]
-    log(f"== same rows on both clusters: {items} items, {listed} listed")
+    items, listed, _, _ = checks[names[0]]
+    log(f"== same rows on {', '.join(names)}: {items} items, {listed} listed")
     if listed < 100_000:
         log(f"warning: {listed} listings, fewer than the 100,000 the benchmark is meant for")
     return items, listed
 
 
 def _worker_connections(name):
-    import psycopg2
-
-    from sharding.config import direct_dsn
-
-    config = load_config(name)
-    out = {}
-    for node in config["nodes"]:
-        if node["role"] == "worker":
-            connection = psycopg2.connect(**direct_dsn(config, node["name"]))
-            connection.autocommit = True
-            out[node["name"]] = connection
-    return out
+    """{worker: a connection straight to it}, as the app sees the workers: on Citus, the coordinator once."""
+    return dict(_worker_sessions(name))
 
 
 def listed_items(name):
@@ -422,29 +435,67 @@ def measure_config(config_name, name, direct, prep, args, workdir, rng):
 
 
 def pgbench_baselines(name, prep, args, workdir):
+    """The baseline rows of one cluster: pgbench, and on our 2-worker cluster our raw transfers too."""
     from benchmarks import pgbench_baselines as pb
 
     config = load_config(name)
     workers = [node["name"] for node in config["nodes"] if node["role"] == "worker"]
-    label = f"pgbench, {len(workers)} worker{'s' if len(workers) > 1 else ''}"
     options = dict(clients=args.pgbench_clients, warmup=min(args.warmup, 5), seconds=args.duration, workdir=workdir,
                    log=lambda m: log(m))
+    citus = CLUSTERS[name][1] == "citus"
+    if citus:
+        label, clients = CITUS_PGBENCH, f"{args.pgbench_clients} clients at the coordinator"
+        steps = [(TRANSFER_SAME, lambda: pb.citus_transfer(config, prep, cross=False, **options)),
+                 (TRANSFER_CROSS, lambda: pb.citus_transfer(config, prep, cross=True, **options))]
+    else:
+        label = f"pgbench, {len(workers)} worker{'s' if len(workers) > 1 else ''}"
+        clients = f"{args.pgbench_clients} clients per worker"
+        steps = [("pgbench search", lambda: pb.search(config, prep, workers, users=args.seed_users + 2, **options)),
+                 ("pgbench purchase (local)", lambda: pb.purchase_local(config, prep, workers, **options))]
+        if len(workers) >= 2:
+            steps.append(("pgbench purchase (2PC)", lambda: pb.purchase_2pc(config, prep, workers, **options)))
     out = []
-    steps = [("pgbench search", lambda: pb.search(config, prep, workers, users=args.seed_users + 2, **options)),
-             ("pgbench purchase (local)", lambda: pb.purchase_local(config, prep, workers, **options))]
-    if len(workers) >= 2:
-        steps.append(("pgbench purchase (2PC)", lambda: pb.purchase_2pc(config, prep, workers, **options)))
     for scenario, step in steps:  # search first: the purchase pools add listings
-        log(f"== {name}: {scenario} ({args.pgbench_clients} clients per worker, {options['warmup']}s warm-up, "
-            f"about {args.duration}s) ...")
+        log(f"== {name}: {scenario} ({clients}, {options['warmup']}s warm-up, about {args.duration}s) ...")
         result = step()
-        result.update(scenario=scenario, config=label, loadgen_cpu=None, server_cpu=None, machine_cpu=None,
-                      expected_409=0)
-        log(f"   {result['rps']:.1f}/s, p50/p95/p99 "
-            f"{_fmt(result['p50'])}/{_fmt(result['p95'])}/{_fmt(result['p99'])} ms, "
-            f"{result['requests']} transactions, {result['errors']} errors")
-        out.append(result)
+        result.update(scenario=scenario, config=label)
+        out.append(_logged(result))
+    if len(workers) >= 2 and not citus:
+        out += our_transfers(name, args, workdir)
     return out
+
+
+def our_transfers(name, args, workdir):
+    """Our same-worker and two-phase-commit transfers as `make bench-2pc` measures them (benchmarks.twopc_transfers)."""
+    path = Path(workdir) / f"transfers-{name}.json"
+    warmup = min(args.warmup, 5)
+    log(f"== {name}: transfers, same worker and cross-worker (benchmarks.twopc_transfers, {args.pgbench_clients} "
+        f"threads, {warmup}s warm-up, {args.duration}s each) ...")
+    run([sys.executable, "-m", "benchmarks.twopc_transfers", "--threads", str(args.pgbench_clients),
+         "--seconds", str(args.duration), "--warmup", str(warmup), "--json", str(path)], env={"CLUSTER_NAME": name},
+        stdout=subprocess.DEVNULL)
+    figures = json.loads(path.read_text())
+    how = {"same-worker": "one local transaction on a worker", "cross-worker": "our two-phase commit over two workers"}
+    return [
+        _logged({"scenario": scenario, "config": OURS_2PC, "rps": figures[mode]["per_second"], "p50": None,
+                 "p95": None, "p99": None, "requests": figures[mode]["transfers"], "errors": 0,
+                 "note": f"benchmarks.twopc_transfers (`make bench-2pc`): {args.pgbench_clients} threads of one Python "
+                         f"process, through pgbouncer, two UPDATEs in atomic_on_nodes: {how[mode]}"})
+        for scenario, mode in ((TRANSFER_SAME, "same-worker"), (TRANSFER_CROSS, "cross-worker"))
+    ]
+
+
+def _logged(result):
+    """A baseline row, logged, with the app's columns empty."""
+    result.update(loadgen_cpu=None, server_cpu=None, machine_cpu=None, expected_409=0)
+    log(f"   {result['rps']:.1f}/s, p50/p95/p99 {_fmt(result['p50'])}/{_fmt(result['p95'])}/{_fmt(result['p99'])} ms, "
+        f"{result['requests']} transactions, {result['errors']} errors")
+    return result
+
+
+def is_baseline(row):
+    """pgbench's rows and our raw transfers: no locust, no gunicorn."""
+    return row["config"].startswith("pgbench") or row["config"] == OURS_2PC
 
 
 # Report ----------------------------------------------------------------------
@@ -466,6 +517,8 @@ def attach_baselines(rows):
     index = {(row["scenario"], row["config"]): row for row in rows}
 
     def db_limit(row):
+        if row["config"] == CITUS:  # no pgbench of the app's SQL on Citus
+            return None
         workers = "1 worker" if row["config"] == ONE else "2 workers"
         scenario = row["scenario"]
         if scenario == "purchase-cross":
@@ -475,13 +528,17 @@ def attach_baselines(rows):
         return index.get((name, f"pgbench, {workers}")) if name else None
 
     for row in rows:
-        if row["config"].startswith("pgbench"):
-            row["baseline"] = None
+        if is_baseline(row):
+            same = index.get((SAME_OF.get(row["scenario"]), row["config"]))
+            row["baseline"] = f"{same['scenario']} (cross / same)" if same else None
+            row["ratio"] = row["rps"] / same["rps"] if same and same["rps"] else None
             continue
         if row["config"] == MAIN:
             base, label = index.get((row["scenario"], ONE)), f"{ONE} (cost of sharding)"
         elif row["config"] == DIRECT:
             base, label = index.get((row["scenario"], MAIN)), f"{MAIN} (cost of pgbouncer: direct / pgbouncer)"
+        elif row["config"] == CITUS:
+            base, label = index.get((row["scenario"], MAIN)), f"{MAIN} (our engine: Citus / ours)"
         else:
             base = db_limit(row)
             label = f"{base['scenario']}, {base['config']} (database limit)" if base else None
@@ -505,13 +562,19 @@ def targets(index, rows):
     cross, single = get("purchase-cross", MAIN, "rps"), get("purchase-single", MAIN, "rps")
     out.append(("cross-worker purchase throughput ≥ 0.55 × single-worker (2 workers, pgbouncer)",
                 ratio(cross, single), lambda v: v >= 0.55, f"{_fmt(cross)} / {_fmt(single)} req/s"))
-    for scenario in ("item-detail", "purchase-single"):
-        a, b = get(scenario, MAIN, "rps"), get(scenario, ONE, "rps")
-        out.append((f"{scenario} on 2 workers ≥ 0.9 × 1 worker (throughput)", ratio(a, b), lambda v: v >= 0.9,
-                    f"{_fmt(a)} / {_fmt(b)} req/s"))
+    # (target, scenario, the configuration our main one is measured against, the least ratio main / that one)
+    against = [(f"{scenario} on 2 workers ≥ 0.9 × 1 worker (throughput)", scenario, ONE, 0.9)
+               for scenario in ("item-detail", "purchase-single")]
+    against += [("our same-worker purchase ≥ Citus's (purchase-single throughput, ours / Citus)", "purchase-single",
+                 CITUS, 1.0),
+                ("our cross-worker purchase ≥ 1.0 × Citus's (purchase-cross throughput, ours / Citus)",
+                 "purchase-cross", CITUS, 1.0)]
+    for what, scenario, other, least in against:
+        a, b = get(scenario, MAIN, "rps"), get(scenario, other, "rps")
+        out.append((what, ratio(a, b), lambda v, least=least: v >= least, f"{_fmt(a)} / {_fmt(b)} req/s"))
     a, b = get("search", MAIN, "p99"), get("search", ONE, "p99")
     out.append(("search p99 on 2 workers ≤ 2 × 1 worker", ratio(a, b), lambda v: v <= 2.0, f"{_fmt(a)} / {_fmt(b)} ms"))
-    app_rows = [row for row in rows if not row["config"].startswith("pgbench")]
+    app_rows = [row for row in rows if not is_baseline(row)]
     errors = sum(row["errors"] for row in app_rows)
     failing = ", ".join(f"{row['scenario']} ({row['config']}): {row['errors']}" for row in app_rows if row["errors"])
     out.append(("no errors other than expected 409s in any scenario", float(errors), lambda v: v == 0,
@@ -527,7 +590,7 @@ CSV_FIELDS = ["scenario", "configuration", "rps", "p50_ms", "p95_ms", "p99_ms", 
 
 def write_results(rows, machine, args, data_info, target_rows, started):
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS_DIR / "bench-latest.csv", "w", newline="") as f:
+    with open(RESULTS_DIR / f"{args.results_name}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_FIELDS)
         for row in rows:
@@ -547,8 +610,8 @@ def write_results(rows, machine, args, data_info, target_rows, started):
         f"load average before the run {', '.join(f'{v:.2f}' for v in machine['load_before'])}. Every node, pgbouncer, "
         "gunicorn and locust share these cores.",
         f"- {machine['postgres']}; {machine['pgbench']}; Python {machine['python']}.",
-        f"- Data on each cluster: {args.seed_users} users, {items} items ({listed} listed), "
-        f"`seed_demo --seed {args.data_seed} --sales 0`.",
+        f"- Data on each cluster ({', '.join(args.clusters)}): "
+        f"{args.seed_users} users, {items} items ({listed} listed), `seed_demo --seed {args.data_seed} --sales 0`.",
         f"- Server: gunicorn, {args.gunicorn_workers} workers × {args.gunicorn_threads} threads (gthread), "
         "production settings (DEBUG off), `manage.py maintenance` beside it.",
         f"- Load: locust {args.users} users (FastHttpUser, wait {args.wait:g}s: closed loop), warm-up {args.warmup}s "
@@ -556,8 +619,9 @@ def write_results(rows, machine, args, data_info, target_rows, started):
         "",
         "rps: requests per second (pgbench: purchases or searches per second); latencies in ms; errors: answers other "
         "than 2xx, except the expected 409s of purchases (own column); CPU in % of one core (machine: % of all cores "
-        "busy). Ratio: rps / the baseline's rps (p99 ratio likewise); DB limit: rps / the pgbench figure of the same "
-        "SQL on the same cluster.",
+        "busy). Ratio: rps / the baseline's rps (p99 ratio likewise; for Citus the baseline is our engine's main "
+        "configuration, so above 1 Citus is faster); for a cross-worker pgbench or transfer row, cross-worker / "
+        "same-worker; DB limit: rps / the pgbench figure of the same SQL on the same cluster.",
         "",
         "| scenario | configuration | rps | p50 | p95 | p99 | requests | errors | 409s | locust CPU | gunicorn CPU | "
         "machine CPU | baseline | ratio | p99 ratio | vs DB limit |",
@@ -576,10 +640,11 @@ def write_results(rows, machine, args, data_info, target_rows, started):
     for what, value, verdict, detail in target_rows:
         shown = "—" if value is None else (f"{int(value)} errors" if what.startswith("no errors") else f"{value:.2f}")
         lines.append(f"| {what} | {shown} | {verdict or 'not measured'} | {detail} |")
-    lines += ["", "## pgbench baselines", ""]
+    lines += ["", "## Baselines: pgbench and raw transfers", ""]
     for row in rows:
-        if row["config"].startswith("pgbench"):
+        if is_baseline(row):
             lines.append(f"- {row['scenario']}, {row['config']}: {row['note']}.")
+    lines += ["", transfer_comparison(rows)]
     lines += ["", "## Per request type (2 workers, pgbouncer)", "",
               "| scenario | request | requests | rps | p50 | p99 |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     for row in rows:
@@ -587,8 +652,21 @@ def write_results(rows, machine, args, data_info, target_rows, started):
             for part in row.get("by_name", []):
                 lines.append(f"| {row['scenario']} | {part['name']} | {part['requests']} | {part['rps']:.1f} "
                              f"| {_fmt(part['p50'])} | {_fmt(part['p99'])} |")
-    (RESULTS_DIR / "bench-latest.md").write_text("\n".join(lines) + "\n")
+    (RESULTS_DIR / f"{args.results_name}.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
+
+
+def transfer_comparison(rows):
+    """Our raw transfers against Citus's, in one sentence (the issue's comparison); after attach_baselines."""
+    cross = {row["config"]: row for row in rows if row["scenario"] == TRANSFER_CROSS}
+    ours, citus = cross.get(OURS_2PC), cross.get(CITUS_PGBENCH)
+    if not ours or not citus or not citus["rps"]:
+        return "Raw transfers, ours against Citus's: not measured in this run."
+    return (f"Raw transfers: our two-phase-commit transfer is {ours['rps'] / citus['rps']:.2f} × Citus's cross-worker "
+            f"transfer ({_fmt(ours['rps'])} / {_fmt(citus['rps'])} per second); cross-worker / same-worker is "
+            f"{_fmt(ours.get('ratio'), 2)} for ours and {_fmt(citus.get('ratio'), 2)} for Citus. Different clients "
+            "(Python threads through pgbouncer and atomic_on_nodes; pgbench at the Citus coordinator), as in the "
+            "issue's comparison.")
 
 
 def _num(value, digits=2):
@@ -617,9 +695,24 @@ def main():
                         help="items to seed; about 90%% are listed (default 112000)")
     parser.add_argument("--data-seed", type=int, default=11)
     parser.add_argument("--scenarios", help="comma-separated subset (default: all)")
+    parser.add_argument("--configs", default=",".join(key for key, _, _, _ in CONFIGS),
+                        help="comma-separated subset of the configurations: "
+                             f"{', '.join(f'{key} ({name})' for key, name, _, _ in CONFIGS)} (default: all)")
+    parser.add_argument("--results-name", default="bench-latest",
+                        help="write benchmarks/results/NAME.md and NAME.csv (default bench-latest)")
     parser.add_argument("--reuse", action="store_true", help="keep the clusters and data of the last run (not fresh)")
     args = parser.parse_args()
     args.scenarios = set(args.scenarios.split(",")) if args.scenarios else None
+    args.configs = set(args.configs.split(","))
+    unknown = args.configs - {key for key, _, _, _ in CONFIGS}
+    if unknown:
+        parser.error(f"unknown configuration(s) {', '.join(sorted(unknown))}: use main, direct, 1w or citus")
+    configs = [config for config in CONFIGS if config[0] in args.configs]
+    measured = {cluster_name for _, _, cluster_name, _ in configs}
+    # bench1w's groups are bench2w's (load_prep --roles), so bench2w is made and prepared with it.
+    names = args.clusters = [
+        name for name in CLUSTERS if name in measured or (name == "bench2w" and "bench1w" in measured)
+    ]
     started = time.monotonic()
     machine = machine_info()
     log(f"== load benchmark: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB; "
@@ -630,36 +723,40 @@ def main():
     rows = []
     try:
         if args.reuse:
-            for name in CLUSTERS:
+            for name in names:
                 cluster("up", name)
-            data_info = _check_and_analyze("bench2w")[:2]
+            data_info = _check_and_analyze(names[0])[:2]
         else:
-            data_info = fresh_clusters(args)
+            data_info = fresh_clusters(args, names)
         preps = {}
         roles = Path(workdir) / "roles.json"
-        for name in CLUSTERS:
+        for name in names:
             log(f"== {name}: tokens, money and partner keys for {args.users} locust users")
             out = Path(workdir) / f"prep-{name}.json"
+            # Citus: the groups are its own workers, from its placement (not bench2w's roles).
+            shared_roles = ["--roles", str(roles)] if CLUSTERS[name][1] == "own" else []
             run([sys.executable, "-m", "benchmarks.load_prep", "--slots", str(args.users), "--out", str(out),
-                 "--roles", str(roles)], env={"CLUSTER_NAME": name})
+                 *shared_roles], env={"CLUSTER_NAME": name})
             preps[name] = json.loads(out.read_text())
-        for name in CLUSTERS:
+        for name in names:
             cluster("down", name)
-        for name in CLUSTERS:
+        for name in names:
+            if name not in measured:
+                continue
             log(f"== {name}: measuring")
             cluster("up", name)
-            for config_name, cluster_name, direct in CONFIGS:
+            for _, config_name, cluster_name, direct in configs:
                 if cluster_name == name:
                     rows += measure_config(config_name, name, direct, preps[name], args, workdir, rng)
             rows += pgbench_baselines(name, preps[name], args, workdir)
             cluster("down", name)
     finally:
-        for name in CLUSTERS:
+        for name in names:
             if config_path(name).exists():
                 subprocess.run([sys.executable, "-m", "cluster", "down", "--name", name], cwd=REPO, check=False,
                                stdout=subprocess.DEVNULL)
     order = {name: i for i, (name, _, _) in enumerate(SCENARIOS)}
-    config_order = {name: i for i, (name, _, _) in enumerate(CONFIGS)}
+    config_order = {name: i for i, (_, name, _, _) in enumerate(CONFIGS)}
     rows.sort(
         key=lambda r: (order.get(r["scenario"], 99), config_order.get(r["config"], 9), r["scenario"], r["config"])
     )
@@ -668,7 +765,7 @@ def main():
     text = write_results(rows, machine, args, data_info, target_rows, started)
     log("")
     log(text)
-    log("\nwritten to benchmarks/results/bench-latest.md and bench-latest.csv "
+    log(f"\nwritten to benchmarks/results/{args.results_name}.md and {args.results_name}.csv "
         f"({(time.monotonic() - started) / 60:.1f} min)")
     shutil.rmtree(workdir, ignore_errors=True) if os.environ.get("BENCH_CLEAN_LOGS") else None
 

@@ -249,13 +249,18 @@ def _step(what, command, name):
 
 
 def _worker_sessions(name):
-    """psycopg2 connections straight to every worker's PostgreSQL."""
+    """psycopg2 connections straight to every worker's PostgreSQL, as the app sees the workers.
+
+    On Citus that is the coordinator alone (sharding.config.app_view): it answers for every Citus worker, and
+    the raw workers would count each row again, since they answer queries on the distributed tables too.
+    """
     import psycopg2
 
     sys.path.insert(0, str(REPO))
     from cluster.config import load_config
+    from sharding.config import app_view
 
-    config = load_config(name)
+    config = app_view(load_config(name))
     sessions = []
     for node in config["nodes"]:
         if node["role"] != "worker":

@@ -1,15 +1,17 @@
 """Cross-worker (2PC) transfers per second against same-worker transfers, in one run.
 
-    CLUSTER_NAME=bench .venv/bin/python -m benchmarks.twopc_transfers [--threads 4] [--seconds 10]
+    CLUSTER_NAME=bench .venv/bin/python -m benchmarks.twopc_transfers [--threads 4] [--seconds 10] [--json out.json]
 
 (or `make bench-2pc`). Each transfer debits one account and credits another
 through sharding.transactions.atomic_on_nodes: a local transaction when both
 accounts are on one worker, two-phase commit when they are on two. The table
 is the benchmark's own (created on every worker and dropped afterwards).
 Threads use disjoint accounts, so the figure measures commit cost, not lock
-contention.
+contention. benchmarks.run_bench runs it too (--json: the transfers and transfers per
+second of each mode), beside the same transfers on Citus (benchmarks.pgbench_baselines).
 """
 import argparse
+import json
 import os
 import threading
 import time
@@ -62,7 +64,7 @@ def _transfer(source, target):
 
 
 def _run(mode, workers, threads, seconds):
-    """Transfers per second with `threads` threads for `seconds` seconds."""
+    """(transfers, seconds taken) with `threads` threads for about `seconds` seconds."""
     from django.db import connections
 
     counts = [0] * threads
@@ -88,7 +90,7 @@ def _run(mode, workers, threads, seconds):
         thread.start()
     for thread in pool:
         thread.join()
-    return sum(counts) / (time.monotonic() - started)
+    return sum(counts), time.monotonic() - started
 
 
 def main():
@@ -96,6 +98,7 @@ def main():
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--json", help="also write {mode: {per_second, transfers}} to this file")
     args = parser.parse_args()
     _setup_django()
     from sharding.placement import all_workers
@@ -105,15 +108,19 @@ def main():
         raise SystemExit("needs a cluster with at least two workers")
     _create_accounts(workers[:2], 2 * args.threads + 2)
     try:
-        results = {}
+        results, transfers = {}, {}
         for mode in ("same-worker", "cross-worker"):
             _run(mode, workers, args.threads, args.warmup)
-            results[mode] = _run(mode, workers, args.threads, args.seconds)
+            transfers[mode], took = _run(mode, workers, args.threads, args.seconds)
+            results[mode] = transfers[mode] / took
             print(f"{mode:<13} {results[mode]:8.1f} transfers/s  ({args.threads} threads, {args.seconds:g}s)")
     finally:
         _drop_accounts(workers[:2])
     ratio = results["cross-worker"] / results["same-worker"]
     print(f"cross-worker / same-worker = {ratio:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({mode: {"per_second": results[mode], "transfers": transfers[mode]} for mode in results}, f)
 
 
 if __name__ == "__main__":
