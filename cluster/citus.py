@@ -21,6 +21,9 @@ SERVER_SETTINGS: dict[str, str | int] = {
     "shared_preload_libraries": "citus",
     # Citus's own recovery of its two-phase commits runs on the coordinator (the default, kept explicit).
     "citus.recover_2pc_interval": "10s",
+    # SET LOCAL reaches the workers a transaction uses (lock_timeout, statement_timeout, the search's
+    # pg_trgm thresholds): the app's bounds on waiting hold where the rows are.
+    "citus.propagate_set_commands": "local",
 }
 HOW_TO_GET_IT = ("the citus extension is not installed for PostgreSQL 15: build a v13 tag of "
                  "https://github.com/citusdata/citus outside this repository (./configure && make && make install; "

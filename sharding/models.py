@@ -1,4 +1,5 @@
 """The cluster catalogue (on the coordinator) and the base class of sharded models."""
+from collections.abc import Iterable
 from typing import Any, Self, cast
 
 from django.contrib.postgres.fields import ArrayField
@@ -103,6 +104,20 @@ class ShardedQuerySet(models.QuerySet):
     def filter(self, *args: Any, **kwargs: Any) -> Self:
         return super().filter(*args, **_with_distribution_value(kwargs))
 
+    def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """With Citus, one INSERT per logical shard: Citus returns a multi-shard INSERT's RETURNING rows in its
+        own order, and Django hands the ids out in the order of the objects, so ids would go to the wrong rows."""
+        if not is_citus():
+            return super().bulk_create(objs, *args, **kwargs)
+        objs = list(objs)
+        by_shard: dict[int, list[Any]] = {}
+        for obj in objs:
+            shard = obj.logical_shard if obj.logical_shard is not None else shard_of(obj.user_id)
+            by_shard.setdefault(shard, []).append(obj)
+        for group in by_shard.values():
+            super().bulk_create(group, *args, **kwargs)
+        return objs
+
 
 def _with_distribution_value(lookups: dict[str, Any]) -> dict[str, Any]:
     """With Citus, a lookup by id or by user also names the row's logical shard, Citus's distribution column.
@@ -142,6 +157,17 @@ class ShardedModel(models.Model):
 
     class Meta:
         abstract = True
+
+    def _do_update(self, base_qs: Any, using: Any, pk_val: Any, values: Any, update_fields: Any,
+                   forced_update: Any) -> Any:
+        """save()'s UPDATE, which Django sends through the base manager, not `objects`. With Citus it names the
+        row's logical shard and leaves that column out of SET: an UPDATE by id alone would go to every Citus
+        shard (and Citus serialises such multi-shard writes), and Citus refuses one that sets the distribution
+        column."""
+        if is_citus():
+            base_qs = base_qs.filter(logical_shard=self.logical_shard)
+            values = [value for value in values if value[0].attname != "logical_shard"]
+        return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
 
 
 class TransactionDecision(models.Model):

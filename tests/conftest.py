@@ -70,6 +70,42 @@ def two_workers():
     return (names[0], names[0]) if settings.SHARDING["ENGINE"] == "citus" else (names[0], names[1])
 
 
+def home_of_user(user_id):
+    """The server a user's rows are on: our worker's alias, or with Citus the Citus worker (host:port) that holds
+    the user's logical shard. Tests that mean to spread rows over several servers check it with this."""
+    from sharding.placement import shard_of
+
+    return home_of_shard(shard_of(user_id))
+
+
+def home_of_shard(shard):
+    """The server a logical shard's rows are on (see home_of_user)."""
+    from sharding.placement import node_of_shard
+
+    if settings.SHARDING["ENGINE"] != "citus":
+        return node_of_shard(shard)
+    from sharding.citus_admin import logical_shards_by_node
+
+    return next(node for node, shards in logical_shards_by_node().items() if shard in shards)
+
+
+def all_homes():
+    """Every server for users' rows (see home_of_user): our workers, or Citus's active workers (host:port)."""
+    if settings.SHARDING["ENGINE"] != "citus":
+        return worker_names()
+    from sharding.citus_admin import active_worker_addresses
+
+    return active_worker_addresses()
+
+
+def two_homes():
+    """Two different servers for users' rows: our two workers, or two Citus workers."""
+    if settings.SHARDING["ENGINE"] != "citus":
+        return two_workers()
+    first, second = all_homes()[:2]
+    return first, second
+
+
 def coordinator_name():
     return next(node["name"] for node in settings.CLUSTER_CONFIG["nodes"] if node["role"] == "coordinator")
 

@@ -24,7 +24,7 @@ from app.wallet.services import deposit
 from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 from tests import images
-from tests.conftest import worker_names
+from tests.conftest import home_of_user, worker_names
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
@@ -115,7 +115,7 @@ def user_on_another_worker(user_id, name):
     """A new user whose rows live on another worker than user_id's (ids route by id mod logical shards)."""
     for n in range(50):
         user = make_user(f"{name}{n}" if n else name)
-        if node_for_user(user.id) != node_for_user(user_id):
+        if home_of_user(user.id) != home_of_user(user_id):
             return user
     raise AssertionError("no user landed on another worker")
 

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 import cluster
-from tests.conftest import worker_names
+from tests.conftest import all_homes, worker_names
 
 TOKEN = "monitoring-token-for-the-tests-0123456789"
 
@@ -31,7 +31,7 @@ def staff_client(clean_marketplace):
 
 def _assert_details(body):
     assert set(body) == {"status", "nodes", "in_doubt_transactions", "shard_moves"}
-    assert [node["name"] for node in body["nodes"]] == ["coordinator", *worker_names()]
+    assert [node["name"] for node in body["nodes"]] == ["coordinator", *all_homes()]
     assert set(body["shard_moves"]) == {"in_progress", "recent"}
 
 

@@ -24,7 +24,7 @@ from app.wallet.models import LedgerEntry
 from app.wallet.services import deposit
 from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
-from tests.conftest import two_workers, worker_names
+from tests.conftest import home_of_user, two_homes, worker_names
 
 REPORTS = "/api/v1/reports/"
 USER_REPORTS = ("transactions", "sales", "purchases")
@@ -68,11 +68,11 @@ class Market:
 
 
 def new_user(name, alias=None, **fields):
-    """A user (with no usable password: hashing is slow) whose rows live on worker `alias`."""
+    """A user (with no usable password: hashing is slow) whose rows live on `alias` (see home_of_user)."""
     model = get_user_model()
     for attempt in range(20):
         user = model.objects.create_user(f"{name}-{attempt}", **fields)
-        if alias is None or node_for_user(user.id) == alias:
+        if alias is None or home_of_user(user.id) == alias:
             return user
     raise AssertionError(f"no user landed on {alias}")
 
@@ -94,7 +94,7 @@ ORDERS = [
 
 @pytest.fixture
 def market(clean_marketplace):
-    w1, w2 = two_workers()
+    w1, w2 = two_homes()
     users = {
         "seller1": new_user("seller1", w1), "buyer1": new_user("buyer1", w1),
         "seller2": new_user("seller2", w2), "buyer2": new_user("buyer2", w2),
@@ -415,7 +415,7 @@ def test_platform_report_sums_every_worker(market, db, group_by):
         "sales": len(ORDERS), "gmv": money(sum(LISTINGS[s][i][1] for _, s, i in ORDERS)),
         "active_sellers": 2, "active_buyers": 4,
     }
-    workers_with_sales = {node_for_user(market.users[s].id) for _, s, _ in ORDERS}
+    workers_with_sales = {home_of_user(market.users[s].id) for _, s, _ in ORDERS}
     assert len(workers_with_sales) == 2, "the platform report really adds up several workers"
 
 

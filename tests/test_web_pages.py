@@ -19,7 +19,7 @@ from app.wallet.selectors import balance_of, ledger_of
 from app.wallet.services import deposit
 from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes, make_gid
-from tests.conftest import worker_names
+from tests.conftest import home_of_user, worker_names
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
@@ -685,7 +685,7 @@ def users_on_two_workers():
     first = make_user("first")
     for n in range(50):
         other = make_user(f"second{n}")
-        if node_for_user(other.id) != node_for_user(first.id):
+        if home_of_user(other.id) != home_of_user(first.id):
             return first, other
     raise AssertionError("no second user landed on another worker")
 

@@ -21,8 +21,10 @@ from app.partners.webhooks.delivery import deliver_due
 from app.partners.webhooks.outbox import dispatch_events
 from app.partners.webhooks.signing import event_body, sign, verify_signature
 from app.wallet.services import deposit
+from sharding.ids import shard_of_id
 from sharding.placement import all_workers, node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
+from tests.conftest import all_homes, home_of_shard, home_of_user
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
@@ -80,14 +82,14 @@ def make_partner(name, scopes=("products:read", "webhooks:manage")):
 
 
 def users_on_every_worker(per_worker=2):
-    """At least `per_worker` users on each worker (ids are placed by id mod the logical shard count)."""
+    """At least `per_worker` users on each worker (ids are placed by id mod the logical shard count), by home."""
     User = get_user_model()
-    by_worker = {alias: [] for alias in all_workers()}
+    by_worker = {home: [] for home in all_homes()}
     n = 0
     while any(len(users) < per_worker for users in by_worker.values()):
         n += 1
         user = User.objects.create(username=f"wh-user-{n}", email=f"wh{n}@example.com")
-        by_worker[node_for_user(user.id)].append(user)
+        by_worker[home_of_user(user.id)].append(user)
         assert n < 200
     return by_worker
 
@@ -116,7 +118,7 @@ def make_due():
 
 def make_changes(users):
     """Create, update, sell and delete listings of users on both workers; the expected (type, item id) pairs."""
-    (w1a, w1b), (w2a, w2b) = (users[alias][:2] for alias in all_workers()[:2])
+    (w1a, w1b), (w2a, w2b) = (users[home][:2] for home in list(users)[:2])
     expected = []
     for seller, buyer in ((w1a, w2a), (w2b, w1b), (w1a, w1b)):  # cross-worker sales and a same-worker one
         kept = create_item(owner=seller, title=f"Lamp of {seller.username}", price=1500)
@@ -135,7 +137,7 @@ def make_changes(users):
 def test_every_change_is_delivered_signed(receiver):
     users = users_on_every_worker()
     _, client = make_partner("acme")
-    create_item(owner=users[all_workers()[0]][0], title="Before the endpoint existed", price=100)
+    create_item(owner=next(iter(users.values()))[0], title="Before the endpoint existed", price=100)
     time.sleep(0.01)
     endpoint = register(client, receiver.url)
     expected = make_changes(users)
@@ -147,7 +149,7 @@ def test_every_change_is_delivered_signed(receiver):
     bodies = [json.loads(body) for _, body in got]
     assert sorted((b["type"], int(b["data"]["id"])) for b in bodies) == sorted(expected)
     assert len({b["id"] for b in bodies}) == len(bodies) == len(expected)  # one each, ids unique
-    assert {node_for_id(int(b["data"]["id"])) for b in bodies} == set(all_workers()[:2])
+    assert {home_of_shard(shard_of_id(int(b["data"]["id"]))) for b in bodies} == set(list(users)[:2])
     for headers, body in got:
         event = json.loads(body)
         assert headers["Content-Type"] == "application/json"

@@ -113,7 +113,9 @@ def feed_page(*, page_size, cursor=None, updated_since=None, category="", q=""):
 def _listed_after(alias, after, limit, with_photos=False):
     listed = Item.objects.using(alias).filter(status=Item.LISTED)
     if with_photos:  # only items that have one, with their photos loaded
-        listed = listed.filter(Exists(Photo.objects.filter(item_id=OuterRef("id"))))
+        # A photo is on its item's shard: saying so lets Citus join the colocated shards.
+        photos = Photo.objects.filter(item_id=OuterRef("id"), logical_shard=OuterRef("logical_shard"))
+        listed = listed.filter(Exists(photos))
     if after is not None:
         listed = listed.filter(id__gt=after[0])
     rows = list(listed.order_by("id")[:limit])

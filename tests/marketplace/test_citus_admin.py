@@ -14,6 +14,7 @@ from sharding import citus_admin
 from sharding.config import COORDINATOR_ALIAS
 from sharding.health import node_health
 from sharding.ids import shard_of_id
+from tests.conftest import home_of_user, two_homes
 
 from .conftest import cents, run_manage
 
@@ -136,3 +137,24 @@ def test_add_worker_of_a_known_node_and_remove_worker_of_a_node_with_shards_chan
     removed = run_manage("remove_worker", address)
     assert removed.returncode != 0 and "drain_node" in removed.stderr, removed.stderr
     assert _placements_by_node() == before
+
+
+def test_a_purchase_between_users_on_two_citus_workers_moves_the_money_on_both(mk):
+    """Citus's own two-phase commit: the buyer's and the seller's rows are on different Citus workers."""
+    first, second = two_homes()
+    seller, buyer = mk.register(), mk.register()
+    while home_of_user(int(seller["id"])) != first:
+        seller = mk.register()
+    while home_of_user(int(buyer["id"])) != second:
+        buyer = mk.register()
+    mk.deposit(buyer, "30.00")
+    listing = mk.list_item(seller, price="12.50")
+    bought = mk.buy(buyer, listing)
+    assert bought.status_code == 201, bought.text
+    assert (cents(mk.balance(buyer)), cents(mk.balance(seller))) == (1750, 1250)
+    with connections[COORDINATOR_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT recover_prepared_transactions()")  # nothing is left in doubt on either worker
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT count(*) FROM run_command_on_workers('SELECT count(*) FROM pg_prepared_xacts') "
+                       "WHERE result <> '0'")
+        assert cursor.fetchone()[0] == 0

@@ -2,7 +2,7 @@
 import pytest
 
 from sharding.placement import node_for_user
-from tests.conftest import two_workers, worker_names
+from tests.conftest import all_homes, two_workers, worker_names
 
 from .conftest import assert_error, describe, is_id, run_manage
 
@@ -37,7 +37,7 @@ def test_health_lists_every_node(mk):
     assert body["status"] == "ok"
     assert body["in_doubt_transactions"] == 0
     names = [node["name"] for node in body["nodes"]]
-    assert sorted(names) == sorted(["coordinator", *worker_names()])
+    assert sorted(names) == sorted(["coordinator", *all_homes()])
     for node in body["nodes"]:
         assert node["ok"] is True, node
         assert node["role"] == ("coordinator" if node["name"] == "coordinator" else "worker"), node
