@@ -12,6 +12,8 @@ from typing import cast
 
 from django.conf import settings
 
+# The PREPAREs and COMMIT PREPAREDs go out all at once (sharding.transactions): these two fire, on the pool
+# thread of every participant but the first, as the first's is under way and before that participant's is sent.
 AFTER_FIRST_PREPARE = "after_first_prepare"
 BEFORE_DECISION = "before_decision"
 AFTER_DECISION = "after_decision"

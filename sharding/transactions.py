@@ -8,12 +8,18 @@ commit, as Citus does it:
   1. participants are opened in ascending node order, each with lock_timeout
      (there is no distributed deadlock detector);
   2. the caller does its work;
-  3. every participant that wrote is PREPAREd with a self-describing gid
-     (prefix, transaction id, node); read-only participants just commit;
-  4. the commit point: a decision record naming the transaction is committed
-     on the coordinator;
-  5. COMMIT PREPARED everywhere. A failure here is left to recovery and the
-     caller is told the transaction committed.
+  3. read-only participants just commit; then, once the coordinator holds
+     the advisory lock below, every participant that wrote is PREPAREd with
+     a self-describing gid (prefix, transaction id, node), all at once;
+  4. the commit point, once every PREPARE has answered: a decision record
+     naming the transaction is committed on the coordinator;
+  5. COMMIT PREPARED everywhere, all at once. A failure here is left to
+     recovery and the caller is told the transaction committed.
+"All at once": the calling thread sends one participant's PREPARE (or COMMIT
+PREPARED) while threads of a small shared pool send the others' (each
+connection used by one thread at a time), so a phase costs the slowest
+participant's round trip and fsync, not their sum, as with Citus. With a
+single writer there is no second phase and no pool.
 Round trips are what a cross-worker transaction costs on top of a local one,
 so none is spent that the protocol does not need: a participant is known to
 have written from the statements it was sent (the node is asked only when
@@ -21,7 +27,10 @@ it saw none), a prepared participant gets no COMMIT from Django, and the
 coordinator's statements go two to a round trip.
 The coordinator transaction that writes the decision holds an advisory lock
 on the transaction id from before the first PREPARE until the commit point,
-so recovery can tell "still running" from "gone without a decision".
+so recovery can tell "still running" from "gone without a decision". That is
+why the PREPAREs wait for the lock rather than go out beside it: a PREPARE
+that answered first could be rolled back by a recovery run that found the
+lock free.
 
 A write that reaches a worker that no longer holds its shard (it moved) is
 refused by that worker's fence (sharding.fencing) and rolls the whole
@@ -34,6 +43,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
@@ -59,6 +69,11 @@ T = TypeVar("T")
 
 LOCK_NOT_AVAILABLE = "55P03"
 UNDEFINED_OBJECT = "42704"
+
+# Sends the PREPAREs and COMMIT PREPAREDs of all participants but one (sharding.transactions docstring). Its threads
+# only wait on the network, so it is sized for more transactions at once than a process runs, not for the cores;
+# threads start when first needed (none before a fork).
+_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="two-phase-commit")
 
 
 class LockTimeoutError(ShardingError):
@@ -212,22 +227,26 @@ def _two_phase_commit(tx: DistributedTransaction) -> Iterator[DistributedTransac
             return
         _prepare_and_decide(tx, decision, writers)
         try:
-            for position, branch in enumerate(writers):
-                failpoints.failpoint(failpoints.AFTER_DECISION if position == 0 else failpoints.BETWEEN_COMMITS)
-                branch.commit_prepared()
+            failpoints.failpoint(failpoints.AFTER_DECISION)
+            outcomes = _on_every_branch(writers, _Branch.commit_prepared, failpoints.BETWEEN_COMMITS)
+            for error in outcomes:
+                if isinstance(error, failpoints.FailpointError):
+                    raise error
         except failpoints.FailpointError:
             _crash(writers)
             raise
+        for branch, error in zip(writers, outcomes, strict=True):
+            if error is not None:
+                branch.commit_failed(error)
 
 
 def _prepare_and_decide(tx: DistributedTransaction, decision: "_Decision", writers: "list[_Branch]") -> None:
     """Phases 3 and 4; returns once the decision is committed, raises (branches left to unwinding) otherwise."""
     try:
-        decision.begin()
-        for position, branch in enumerate(writers):
-            branch.prepare()
-            if position == 0:
-                failpoints.failpoint(failpoints.AFTER_FIRST_PREPARE)
+        decision.begin()  # its advisory lock is granted before any PREPARE goes out
+        failed = next(filter(None, _on_every_branch(writers, _Branch.prepare, failpoints.AFTER_FIRST_PREPARE)), None)
+        if failed is not None:
+            raise failed
         failpoints.failpoint(failpoints.BEFORE_DECISION)
         decision.commit([branch.alias for branch in writers])
     except failpoints.FailpointError:
@@ -239,6 +258,35 @@ def _prepare_and_decide(tx: DistributedTransaction, decision: "_Decision", write
         if not decision.committed_after_error():
             raise  # unwinding rolls every branch back, prepared or not
         logger.warning("transaction %s committed despite an error at its commit point", tx.txid, exc_info=True)
+
+
+def _attempt(step: "Callable[[_Branch], None]", branch: "_Branch") -> Exception | None:
+    try:
+        step(branch)
+    except Exception as exc:  # noqa: BLE001 - judged by the caller once every branch has answered
+        return exc
+    return None
+
+
+def _on_every_branch(
+    branches: "Sequence[_Branch]", step: "Callable[[_Branch], None]", point: str
+) -> list[Exception | None]:
+    """step() on every branch at once: the first in this thread, the others on the pool, each after failpoint `point`.
+
+    So `point` is the moment the first branch's step is under way or done and the others' not yet sent. Returns each
+    branch's error (None if it succeeded) only once all have ended: no connection is in use by a pool thread after.
+    """
+
+    def after_failpoint(branch: _Branch) -> None:
+        failpoints.failpoint(point)
+        step(branch)
+
+    others = [_pool.submit(_attempt, after_failpoint, branch) for branch in branches[1:]]
+    try:
+        first = _attempt(step, branches[0])
+    finally:
+        wait(others)
+    return [first, *(future.result() for future in others)]
 
 
 def _crash(branches: "Iterable[_Branch]") -> None:
@@ -255,15 +303,15 @@ class _Branch:
 
     psycopg2 then knows the branch ended at COMMIT PREPARED, and Django's
     atomic block closes without the no-op COMMIT it would otherwise send.
+    prepare() and commit_prepared() may run on a pool thread: they touch only
+    the psycopg2 connection, never Django's thread-bound wrapper methods (its
+    connections[alias] is per thread, so the wrapper is kept from the start).
     """
 
     def __init__(self, alias: str, gid: str) -> None:
         self.alias, self.gid = alias, gid
+        self.connection: BaseDatabaseWrapper = connections[alias]
         self.sent_write = False
-
-    @property
-    def connection(self) -> BaseDatabaseWrapper:
-        return connections[self.alias]
 
     def _tpc(self, method: str, *args: object) -> None:
         with self.connection.wrap_database_errors:
@@ -296,15 +344,16 @@ class _Branch:
         self._tpc("tpc_prepare")
 
     def commit_prepared(self) -> None:
-        """Phase 5. The transaction is committed already: a failure only delays it until recovery."""
-        try:
-            self._tpc("tpc_commit")
-        except Exception as exc:  # noqa: BLE001 - recovery commits it
-            if getattr(exc.__cause__, "pgcode", None) == UNDEFINED_OBJECT:
-                logger.debug("%s was committed by recovery first", self.gid)
-            else:
-                logger.warning("COMMIT PREPARED %s failed; recovery will commit it", self.gid, exc_info=True)
-            self.connection.close()
+        """Phase 5. The transaction is committed already: a failure only delays it until recovery (commit_failed)."""
+        self._tpc("tpc_commit")
+
+    def commit_failed(self, exc: Exception) -> None:
+        """After a failed COMMIT PREPARED, in the calling thread: recovery commits it."""
+        if getattr(exc.__cause__, "pgcode", None) == UNDEFINED_OBJECT:
+            logger.debug("%s was committed by recovery first", self.gid)
+        else:
+            logger.warning("COMMIT PREPARED %s failed; recovery will commit it", self.gid, exc_info=exc)
+        self.connection.close()
 
     def abandon(self) -> None:
         """Roll back whatever is still open: ROLLBACK, or ROLLBACK PREPARED once prepared."""

@@ -178,6 +178,48 @@ def test_a_cross_worker_transfer_makes_only_the_round_trips_two_phase_commit_nee
     assert balances([source, target]) == {source.id: 989, target.id: 1011}
 
 
+SLOW_PREPARE_SECONDS = 0.6
+
+
+@pytest.fixture
+def slow_prepare_table():
+    """A table on every worker whose rows each make PREPARE TRANSACTION take SLOW_PREPARE_SECONDS longer.
+
+    A deferred constraint trigger runs at the end of the transaction, here at its PREPARE.
+    """
+    workers = all_workers()
+    for alias in workers:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "DROP TABLE IF EXISTS slow_prepare; CREATE TABLE slow_prepare (id int PRIMARY KEY);"
+                "CREATE OR REPLACE FUNCTION slow_prepare_sleep() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$BEGIN PERFORM pg_sleep({SLOW_PREPARE_SECONDS}); RETURN NULL; END$$;"
+                "CREATE CONSTRAINT TRIGGER slow_prepare_sleep AFTER INSERT ON slow_prepare "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_prepare_sleep()"
+            )
+    yield workers
+    for alias in workers:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("DROP TABLE slow_prepare; DROP FUNCTION slow_prepare_sleep()")
+
+
+def test_participants_are_prepared_at_once_not_one_after_another(bank, slow_prepare_table):
+    workers = slow_prepare_table[:2]
+    started = time.monotonic()
+    with atomic_on_nodes(workers):
+        for alias in workers:
+            with connections[alias].cursor() as cursor:
+                cursor.execute("INSERT INTO slow_prepare VALUES (1)")
+    elapsed = time.monotonic() - started
+    # One after another, the PREPAREs alone would take 2 × SLOW_PREPARE_SECONDS.
+    assert SLOW_PREPARE_SECONDS <= elapsed < 2 * SLOW_PREPARE_SECONDS, elapsed
+    assert prepared_everywhere() == []
+    for alias in workers:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM slow_prepare")
+            assert cursor.fetchone()[0] == 1
+
+
 def test_read_only_participant_is_not_prepared(bank, django_assert_max_num_queries):
     source, target = two_accounts()
     source_node = node_for_user(source.user_id)
