@@ -16,6 +16,7 @@ since Citus's shard moves cannot run inside a transaction block.
   the background form of `citus_drain_node`;
 - remove a worker: `citus_remove_node`, which Citus refuses while the node holds a shard.
 """
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,8 +179,9 @@ def running_rebalance() -> RebalanceStatus | None:
 
 
 def _rebalance_statuses() -> list[RebalanceStatus]:
-    rows = _query("SELECT job_id, state::text, details FROM citus_rebalance_status() ORDER BY job_id DESC")
-    return [RebalanceStatus(job_id, state, dict((details or {}).get("task_state_counts") or {}),
+    # details::text: Django has psycopg2 hand jsonb over as text anyway (its JSONField decodes it).
+    rows = _query("SELECT job_id, state::text, details::text FROM citus_rebalance_status() ORDER BY job_id DESC")
+    return [RebalanceStatus(job_id, state, dict(json.loads(details or "{}").get("task_state_counts") or {}),
                             state in ("finished", "cancelled", "failed"))
             for job_id, state, details in rows]
 

@@ -19,6 +19,17 @@ def confirm(*, yes: bool) -> None:
             raise CommandError("nothing moved")
 
 
+def _stops_here(command: BaseCommand, *, nothing_to_do: bool, what: str, summary: str, dry_run: bool) -> bool:
+    """After the plan: say there is nothing to do, or its summary; True when nothing is to be moved now."""
+    if nothing_to_do:
+        command.stdout.write(command.style.SUCCESS(f"nothing to move: {what} already"))
+        return True
+    command.stdout.write(summary)
+    if dry_run:
+        command.stdout.write("dry run: nothing moved")
+    return dry_run
+
+
 def confirm_and_run(
     command: BaseCommand, plan: list[PlannedMove], *, what: str, dry_run: bool, yes: bool, verbosity: int
 ) -> None:
@@ -29,12 +40,8 @@ def confirm_and_run(
         )
     for planned in plan:
         command.stdout.write(f"  move shard {planned.shard:>4}: {planned.source} -> {planned.target}")
-    if not plan and not pending:
-        command.stdout.write(command.style.SUCCESS(f"nothing to move: {what} already"))
-        return
-    command.stdout.write(f"{len(pending)} move(s) to finish, {len(plan)} to make")
-    if dry_run:
-        command.stdout.write("dry run: nothing moved")
+    if _stops_here(command, nothing_to_do=not plan and not pending, what=what, dry_run=dry_run,
+                   summary=f"{len(pending)} move(s) to finish, {len(plan)} to make"):
         return
     confirm(yes=yes)
     printer = MovePrinter(command.stdout, quiet=verbosity < 1)
@@ -71,21 +78,21 @@ def run_citus_rebalance(command: BaseCommand, *, drain: str | None, dry_run: boo
         command.stdout.write(f"  move shard group {move.shard_id} (logical shards {', '.join(map(str, carried))}): "
                              f"{move.source} -> {move.target}")
     what = f"{drain} holds no shard" if drain else "shards are balanced"
-    if not plan and not running:
-        command.stdout.write(command.style.SUCCESS(f"nothing to move: {what} already"))
-        return
-    command.stdout.write(f"{len(plan)} shard group(s) to move (Citus moves every colocated table's shard together)")
-    if dry_run:
-        command.stdout.write("dry run: nothing moved")
+    if _stops_here(command, nothing_to_do=not plan and not running, what=what, dry_run=dry_run,
+                   summary="its moves are Citus's to plan and make" if running else
+                   f"{len(plan)} shard group(s) to move (Citus moves every colocated table's shard together)"):
         return
     if not running:
         confirm(yes=yes)
 
+    last: list[str] = []
+
     def on_progress(status: citus_admin.RebalanceStatus, in_flight: list[str]) -> None:
         tasks = ", ".join(f"{count} {state}" for state, count in sorted(status.tasks.items())) or "no task yet"
-        command.stdout.write(f"job {status.job_id} {status.state}: {tasks}")
-        for line in in_flight:
-            command.stdout.write(f"  {line}")
+        lines = [f"job {status.job_id} {status.state}: {tasks}", *(f"  {line}" for line in in_flight)]
+        if lines != last:  # a line when something changed, not every poll
+            command.stdout.write("\n".join(lines))
+            last[:] = lines
 
     try:
         job_id = running.job_id if running else citus_admin.start_rebalance(drain=drain)
