@@ -64,9 +64,9 @@ def test_config_shape(toolcheck_cluster):
     assert path.stat().st_mode & 0o777 == 0o600
     cfg = json.loads(path.read_text())
     assert cfg == toolcheck_cluster
-    assert set(cfg) == {"name", "logical_shards", "database", "user", "password", "nodes"}
-    assert (cfg["name"], cfg["logical_shards"], cfg["database"], cfg["user"]) == (
-        NAME, 64, "marketplace", "marketplace"
+    assert set(cfg) == {"name", "engine", "logical_shards", "database", "user", "password", "nodes"}
+    assert (cfg["name"], cfg["engine"], cfg["logical_shards"], cfg["database"], cfg["user"]) == (
+        NAME, "own", 64, "marketplace", "marketplace"
     )
     assert len(cfg["password"]) >= 24
     assert [(n["name"], n["role"]) for n in cfg["nodes"]] == [("coordinator", "coordinator"), ("worker1", "worker")]
