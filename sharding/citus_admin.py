@@ -97,7 +97,9 @@ def citus_nodes() -> list[CitusNode]:
 
 
 def active_worker_addresses() -> list[str]:
-    return [f"{host}:{port}" for host, port in _query("SELECT * FROM citus_get_active_worker_nodes() ORDER BY 1, 2")]
+    """citus_get_active_worker_nodes(), in node id order (as citus_nodes())."""
+    active = {f"{host}:{port}" for host, port in _query("SELECT * FROM citus_get_active_worker_nodes()")}
+    return [node.address for node in citus_nodes() if node.address in active]
 
 
 def ping_workers() -> dict[str, str | None]:
