@@ -24,7 +24,7 @@ from app.wallet.services import deposit
 from sharding.placement import node_for_id, node_for_user
 from sharding.transactions import atomic_on_nodes
 from tests import images
-from tests.conftest import home_of_user, worker_names
+from tests.conftest import all_homes, home_of_user
 
 pytestmark = pytest.mark.usefixtures("clean_marketplace")
 
@@ -239,7 +239,7 @@ def test_one_visitor_sells_and_another_on_another_worker_finds_it_with_a_typo_an
 
     # The buyer's rows live on the other worker: the purchase is a two-phase commit.
     buyer_user = user_on_another_worker(sam.id, "bea")
-    assert node_for_user(buyer_user.id) != node_for_user(sam.id)
+    assert home_of_user(buyer_user.id) != home_of_user(sam.id)
     buyer = visitor()
     log_in(buyer, buyer_user.username)
     deposit_through_the_wallet(buyer, "300.00", "300.00")
@@ -423,8 +423,8 @@ def test_staff_see_the_cluster_and_the_platform_report(visitor):
     log_in(admin, "admin")
     admin.get_by_role("link", name="Cluster", exact=True).click()
     expect(admin.get_by_role("heading", name="Cluster", level=1)).to_be_visible()
-    for worker in worker_names():
-        expect(admin.get_by_role("row", name=re.compile(rf"^{worker} worker"))).to_contain_text("up")
+    for worker in all_homes():
+        expect(admin.get_by_role("row", name=re.compile(rf"^{re.escape(worker)} worker"))).to_contain_text("up")
     expect(admin.get_by_text("Exact counts")).to_be_visible()
     screenshot(admin, "cluster")
     admin.get_by_role("link", name="Platform", exact=True).click()
