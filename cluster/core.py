@@ -327,10 +327,10 @@ def _shard_placements(cfg: dict) -> dict[str, list[int]] | None:
 # sharded table's shards are colocated with it).
 CITUS_PLACEMENTS_SQL = """
 WITH anchor AS (SELECT logicalrelid FROM pg_dist_partition WHERE partmethod = 'h' ORDER BY logicalrelid::text LIMIT 1)
-SELECT s.nodename, s.nodeport, array_agg(l ORDER BY l)
+SELECT n.nodename, n.nodeport, array_agg(l ORDER BY l)
 FROM anchor CROSS JOIN generate_series(0, %s - 1) l
-JOIN citus_shards s ON s.table_name = anchor.logicalrelid
-                   AND s.shardid = get_shard_id_for_distribution_column(anchor.logicalrelid, l)
+JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column(anchor.logicalrelid, l)
+JOIN pg_dist_node n ON n.groupid = p.groupid AND n.noderole = 'primary'
 GROUP BY 1, 2
 """
 

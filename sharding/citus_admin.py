@@ -45,7 +45,6 @@ class CitusNode:
     active: bool
     should_have_shards: bool
     shards: int  # shard placements on it, over every distributed table
-    bytes: int
 
 
 @dataclass(frozen=True)
@@ -80,20 +79,21 @@ def _anchor_table() -> str:
 
 
 def citus_nodes() -> list[CitusNode]:
-    """Every worker Citus knows, with its shard placements (citus_shards), in node id order."""
+    """Every worker Citus knows, with its number of shard placements, in node id order."""
+    # Metadata only (pg_dist_placement): citus_shards would ask every worker for its shards' sizes, and this
+    # runs on every /health/ request.
     rows = _query(
         """
-        SELECT n.nodename, n.nodeport, n.nodeid, n.isactive, n.shouldhaveshards,
-               count(s.shardid), coalesce(sum(s.shard_size), 0)
+        SELECT n.nodename, n.nodeport, n.nodeid, n.isactive, n.shouldhaveshards, count(p.shardid)
         FROM pg_dist_node n
-        LEFT JOIN citus_shards s ON s.nodename = n.nodename AND s.nodeport = n.nodeport
+        LEFT JOIN pg_dist_placement p ON p.groupid = n.groupid
         WHERE n.groupid <> 0 AND n.noderole = 'primary'
         GROUP BY n.nodename, n.nodeport, n.nodeid, n.isactive, n.shouldhaveshards
         ORDER BY n.nodeid
         """
     )
-    return [CitusNode(f"{host}:{port}", node_id, active, should, int(shards), int(size))
-            for host, port, node_id, active, should, shards, size in rows]
+    return [CitusNode(f"{host}:{port}", node_id, active, should, int(shards))
+            for host, port, node_id, active, should, shards in rows]
 
 
 def active_worker_addresses() -> list[str]:
@@ -259,15 +259,14 @@ def logical_shards_of(shard_id: int) -> list[int]:
 
 
 def logical_shards_by_node() -> dict[str, list[int]]:
-    """host:port -> the logical shards whose Citus shard group is placed there (citus_shards)."""
+    """host:port -> the logical shards whose Citus shard group is placed there (metadata only)."""
     from .placement import current_placement
 
-    table = _anchor_table()
     rows = _query(
-        "SELECT s.nodename, s.nodeport, array_agg(l ORDER BY l) FROM generate_series(0, %s) l "
-        "JOIN citus_shards s ON s.shardid = get_shard_id_for_distribution_column(%s, l) "
-        "AND s.table_name = %s::regclass GROUP BY 1, 2",
-        (len(current_placement().nodes) - 1, table, f'"{table}"'),
+        "SELECT n.nodename, n.nodeport, array_agg(l ORDER BY l) FROM generate_series(0, %s) l "
+        "JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column(%s, l) "
+        "JOIN pg_dist_node n ON n.groupid = p.groupid AND n.noderole = 'primary' GROUP BY 1, 2",
+        (len(current_placement().nodes) - 1, _anchor_table()),
     )
     return {f"{host}:{port}": list(shards) for host, port, shards in rows}
 
